@@ -1,0 +1,3 @@
+from junto.cli import main
+
+raise SystemExit(main())

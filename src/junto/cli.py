@@ -1,0 +1,184 @@
+"""The `junto` command line: run a node, migrate its database, administer people."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from junto import __version__
+from junto.config import Settings, load_settings
+
+
+def _add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder for the SQLite database, the secret key and media files "
+        "(default: $JUNTO_DATA_DIR or ./junto-data)",
+    )
+    p.add_argument(
+        "--database-url",
+        help="SQLAlchemy async URL, e.g. postgresql+asyncpg://user:pw@host/db "
+        "(default: SQLite inside the data dir)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="junto",
+        description="Junto: live public conversations that become collective knowledge.",
+    )
+    parser.add_argument("--version", action="version", version=f"junto {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the node (web app, realtime hub) in the foreground",
+        description="Run a Junto node. Migrates the database first, then serves HTTP and "
+        "WebSocket on --host:--port until interrupted (Ctrl-C).",
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--pubsub-url",
+        help="fan-out between node processes: memory:// (default, one process) or "
+        "redis://host:port/0 (several processes sharing one database)",
+    )
+    _add_node_options(serve)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="create or upgrade the database schema",
+        description="Apply every pending database migration (Alembic) and exit.",
+    )
+    _add_node_options(migrate)
+
+    admin = sub.add_parser("admin", help="manage people on this node")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    create = admin_sub.add_parser(
+        "create",
+        help="create a node administrator",
+        description="Create a member with administrator rights. The password is read from "
+        "--password-stdin or asked for interactively; it never appears in the process list.",
+    )
+    create.add_argument("username")
+    create.add_argument("--display-name", help="name shown to others (default: the username)")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    _add_node_options(create)
+    reset = admin_sub.add_parser(
+        "reset-password",
+        help="print a one-time password reset link for a member",
+        description="Issue a password reset token for USERNAME and print the link to open.",
+    )
+    reset.add_argument("username")
+    _add_node_options(reset)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings().with_overrides(
+        data_dir=getattr(args, "data_dir", None) and args.data_dir.resolve(),
+        database_url=getattr(args, "database_url", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        pubsub_url=getattr(args, "pubsub_url", None),
+    )
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from junto.app import build_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings)
+    print(f"Junto {__version__} serving on http://{settings.host}:{settings.port}/", flush=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=settings.limits.ws_message_max_bytes,
+        ws_ping_interval=settings.heartbeat_seconds,
+        ws_ping_timeout=settings.heartbeat_seconds * 2,
+        proxy_headers=False,
+        access_log=False,
+    )
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from junto.storage.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    print("database is up to date")
+    return 0
+
+
+async def _with_db(settings: Settings, action: str, args: argparse.Namespace) -> int:
+    from junto import accounts
+    from junto.storage.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            if action == "create":
+                password = _read_password(args.password_stdin)
+                user = await accounts.create_member(
+                    db,
+                    username=args.username,
+                    password=password,
+                    display_name=args.display_name or args.username,
+                    is_admin=True,
+                )
+                await db.commit()
+                print(f"created administrator {user.username!r} (id {user.id})")
+            else:
+                token = await accounts.issue_password_reset(db, args.username)
+                await db.commit()
+                base = settings.public_url or f"http://{settings.host}:{settings.port}"
+                print(f"password reset link (valid 1 hour): {base}/reset-password?token={token}")
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise SystemExit("error: the two passwords differ")
+    return first
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "migrate":
+        return _migrate(settings)
+    from junto.storage.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    return asyncio.run(_with_db(settings, args.admin_command, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Node settings: the only module that reads the environment.
+
+Every setting has an embedded default so that `junto serve` runs on one machine with nothing
+else installed: SQLite in the data dir, in-memory pub/sub, local files.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_PREFIX = "JUNTO_"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(ENV_PREFIX + name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(ENV_PREFIX + name)
+    return default if raw is None or raw == "" else int(raw)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size and rate limits applied to what people post."""
+
+    chat_max_chars: int = 2000
+    backchannel_max_chars: int = 280
+    ws_message_max_bytes: int = 16_384
+    # Token buckets: `burst` messages at once, refilled at `per_second`.
+    member_burst: int = 10
+    member_per_second: float = 2.0
+    guest_burst: int = 5
+    guest_per_second: float = 0.5
+    # Per-connection send queue: a client this far behind is disconnected and must resume.
+    send_queue_max: int = 1000
+    # How many missed events a resuming client may replay before it gets a snapshot instead.
+    resume_max_events: int = 1000
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = ""  # empty: SQLite file in data_dir
+    pubsub_url: str = "memory://"  # or redis://host:port/db
+    secret_key: str = ""  # empty: read or create data_dir/secret.key
+    public_url: str = ""  # e.g. https://junto.example.org, used in links and cookies
+    secure_cookies: bool = False
+    node_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    heartbeat_seconds: float = 15.0
+    log_level: str = "info"
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'junto.sqlite3'}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        clean = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **clean)  # type: ignore[arg-type]
+
+    def ensure_secret(self) -> Settings:
+        """Return settings whose secret key is set, creating `secret.key` on first run."""
+        if self.secret_key:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return replace(self, secret_key=path.read_text().strip())
+
+
+def load_settings() -> Settings:
+    """Settings from JUNTO_* environment variables, with embedded defaults."""
+    return Settings(
+        data_dir=Path(_env("DATA_DIR", "./junto-data")).resolve(),
+        host=_env("HOST", "127.0.0.1"),
+        port=_env_int("PORT", 8000),
+        database_url=_env("DATABASE_URL", ""),
+        pubsub_url=_env("PUBSUB_URL", "memory://"),
+        secret_key=_env("SECRET_KEY", ""),
+        public_url=_env("PUBLIC_URL", ""),
+        secure_cookies=_env_bool("SECURE_COOKIES", False),
+        log_level=_env("LOG_LEVEL", "info"),
+    )

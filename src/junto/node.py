@@ -1,0 +1,28 @@
+"""The running node's shared services, built once by `junto.app.build_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from junto.config import Settings
+from junto.pubsub import PubSub
+
+if TYPE_CHECKING:
+    from junto.realtime.hub import Hub
+
+
+@dataclass
+class Node:
+    settings: Settings
+    engine: AsyncEngine
+    db: async_sessionmaker[AsyncSession]
+    pubsub: PubSub
+    hub: Hub | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database_backend(self) -> str:
+        return self.engine.dialect.name

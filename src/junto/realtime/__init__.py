@@ -1,0 +1,1 @@
+"""The realtime hub: WebSocket connections, the room and presence streams, fan-out."""

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, the async engine and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""HTTP: JSON API routers, server-rendered pages, templates and static files."""
