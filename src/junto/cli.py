@@ -105,7 +105,10 @@ def _serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        ws_max_size=settings.limits.ws_message_max_bytes,
+        # Frames up to 1 MiB reach the hub, which answers oversize ones (> ws_message_max_bytes)
+        # with an error frame and keeps the connection; beyond 1 MiB uvicorn closes it (1009).
+        ws_max_size=1 << 20,
+        backlog=4096,
         ws_ping_interval=settings.heartbeat_seconds,
         ws_ping_timeout=settings.heartbeat_seconds * 2,
         proxy_headers=False,
