@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 ENV_PREFIX = "JUNTO_"
@@ -46,6 +46,16 @@ class Limits:
     send_queue_max: int = 1000
     # How many missed events a resuming client may replay before it gets a snapshot instead.
     resume_max_events: int = 1000
+    # Account abuse limits (junto.web.security): sign-in per address+username; sign-up, guest
+    # creation and password-reset requests per client address.
+    signin_burst: int = 10
+    signin_per_second: float = 1 / 30
+    signup_burst: int = 20
+    signup_per_second: float = 1 / 30
+    guest_create_burst: int = 10
+    guest_create_per_second: float = 1 / 30
+    reset_request_burst: int = 5
+    reset_request_per_second: float = 1 / 60
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,16 @@ class Settings:
         return replace(self, secret_key=path.read_text().strip())
 
 
+def _limits_from_env() -> Limits:
+    """`JUNTO_LIMIT_<FIELD>` overrides any field of Limits, e.g. JUNTO_LIMIT_MEMBER_PER_SECOND=20."""
+    changes: dict[str, int | float] = {}
+    for f in fields(Limits):
+        raw = os.environ.get(f"{ENV_PREFIX}LIMIT_{f.name.upper()}")
+        if raw:
+            changes[f.name] = float(raw) if f.type in ("float", float) else int(raw)
+    return replace(Limits(), **changes)  # type: ignore[arg-type]
+
+
 def load_settings() -> Settings:
     """Settings from JUNTO_* environment variables, with embedded defaults."""
     return Settings(
@@ -98,4 +118,6 @@ def load_settings() -> Settings:
         public_url=_env("PUBLIC_URL", ""),
         secure_cookies=_env_bool("SECURE_COOKIES", False),
         log_level=_env("LOG_LEVEL", "info"),
+        heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", "15")),
+        limits=_limits_from_env(),
     )
