@@ -71,6 +71,7 @@ def _install_routes(app: FastAPI) -> None:
         conversations_api,
         conversations_pages,
         health,
+        room_api,
         room_page,
         security,
     )
@@ -82,6 +83,7 @@ def _install_routes(app: FastAPI) -> None:
         accounts_pages,
         conversations_api,
         conversations_pages,
+        room_api,
         room_page,
         ws,
     ):
