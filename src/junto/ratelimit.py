@@ -1,0 +1,59 @@
+"""Token buckets keyed by string (an address, a person, an address+username), in memory.
+
+Per process on purpose: limits protect this process's CPU and storage; with several node
+processes an attacker gets at most one bucket per process, which is still bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+
+class TokenBucket:
+    """`burst` actions at once, refilled at `per_second`; memory stays bounded.
+
+    A key untouched for `burst / per_second` seconds has a full bucket, which is the same as
+    having none, so it is forgotten. Keys are kept in least-recently-used order, which makes that
+    sweep cheap (it stops at the first key still refilling). `max_keys` caps memory against a
+    flood of distinct keys by forgetting the least recently used ones.
+    """
+
+    def __init__(self, burst: int, per_second: float, *, max_keys: int = 100_000) -> None:
+        if burst < 1:
+            raise ValueError(f"expected burst >= 1, got {burst}")
+        if per_second <= 0:
+            raise ValueError(f"expected per_second > 0, got {per_second}")
+        self.burst = burst
+        self.per_second = per_second
+        self.max_keys = max_keys
+        self._idle_after = burst / per_second
+        # key -> (tokens left, time of last update)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Spend one token for `key`: 0.0 if allowed, else the seconds until one is available."""
+        now = time.monotonic() if now is None else now
+        self._forget_idle(now)
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + max(0.0, now - last) * self.per_second)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            self._enforce_cap()
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.per_second
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _forget_idle(self, now: float) -> None:
+        while self._buckets:
+            key, (_tokens, last) = next(iter(self._buckets.items()))
+            if now - last < self._idle_after:
+                return
+            del self._buckets[key]
+
+    def _enforce_cap(self) -> None:
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)

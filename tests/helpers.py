@@ -1,0 +1,77 @@
+"""Helpers shared by every test that talks to a node over HTTP (in-process or live).
+
+CSRF is double-submit (see junto.web.security): the node sets a `junto_csrf` cookie on the
+first response, and every unsafe request must send the same value in `X-CSRF-Token`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+CSRF_COOKIE = "junto_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+async def csrf_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    """Headers that pass the CSRF check, fetching the cookie first if the client has none."""
+    token = client.cookies.get(CSRF_COOKIE)
+    if not token:
+        await client.get("/healthz")
+        token = client.cookies.get(CSRF_COOKIE)
+    if not token:
+        raise AssertionError(f"the node did not set the {CSRF_COOKIE} cookie")
+    return {CSRF_HEADER: token}
+
+
+async def signup(
+    client: httpx.AsyncClient,
+    username: str,
+    password: str = DEFAULT_PASSWORD,
+    display_name: str | None = None,
+) -> dict[str, Any]:
+    """Sign up a member (the client keeps the session cookie) and return GET /api/me's JSON."""
+    response = await client.post(
+        "/api/signup",
+        json={
+            "username": username,
+            "password": password,
+            "display_name": display_name or username,
+        },
+        headers=await csrf_headers(client),
+    )
+    if response.status_code != 201:
+        raise AssertionError(f"sign-up failed: {response.status_code} {response.text}")
+    me = await client.get("/api/me")
+    if me.status_code != 200:
+        raise AssertionError(f"GET /api/me after sign-up: {me.status_code} {me.text}")
+    data: dict[str, Any] = me.json()
+    return data
+
+
+async def signin(
+    client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD
+) -> dict[str, Any]:
+    """Sign in an existing member and return GET /api/me's JSON."""
+    response = await client.post(
+        "/api/signin",
+        json={"username": username, "password": password},
+        headers=await csrf_headers(client),
+    )
+    if response.status_code != 200:
+        raise AssertionError(f"sign-in failed: {response.status_code} {response.text}")
+    data: dict[str, Any] = (await client.get("/api/me")).json()
+    return data
+
+
+async def guest(client: httpx.AsyncClient, display_name: str) -> dict[str, Any]:
+    """Become a guest (the client keeps the session cookie) and return GET /api/me's JSON."""
+    response = await client.post(
+        "/api/guest", json={"display_name": display_name}, headers=await csrf_headers(client)
+    )
+    if response.status_code != 201:
+        raise AssertionError(f"guest creation failed: {response.status_code} {response.text}")
+    data: dict[str, Any] = (await client.get("/api/me")).json()
+    return data
