@@ -1,5 +1,105 @@
-"""Placeholder router: filled in by its owner."""
+"""The conversation room page, `GET /c/{slug}`.
 
-from fastapi import APIRouter
+The server renders what is static (title, state, description, tags, hosts) so the page reads
+well without JavaScript and in link previews; everything live (chat, backchannel, stage,
+presence) comes over the realtime protocol (docs/protocol.md) into `static/js/room.js`.
+Data for the scripts travels in a JSON block, never in inline script, because the pages run
+under a CSP without 'unsafe-inline'.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from junto import conversations
+from junto.storage.tables import Conversation, Participant, Role, User
+from junto.web.deps import DbDep, NodeDep
+from junto.web.render import render
 
 router = APIRouter()
+
+STATE_LABELS = {
+    "scheduled": "Scheduled",
+    "live": "Live",
+    "ended": "Ended",
+    "published": "Published",
+}
+
+
+@router.get("/c/{slug}", response_class=HTMLResponse, include_in_schema=False)
+async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> HTMLResponse:
+    viewer: User | None = getattr(request.state, "user", None)
+    conv = await conversations.get_by_slug(db, slug)
+    if conv is None or not await conversations.can_view(db, conv, viewer):
+        # Missing and not-allowed look the same, so an invite-only room does not reveal itself.
+        return render(request, "room_missing.html", status_code=404, slug=slug)
+    summary = conversations.summary(conv, await conversations.tags_of(db, conv))
+    role = await conversations.role_of(db, conv, viewer)
+    limits = node.settings.limits
+    room_data: dict[str, Any] = {
+        "slug": conv.slug,
+        "ws_path": f"/ws/conversations/{conv.slug}",
+        "conversation": summary,
+        "viewer": _person(viewer) if viewer is not None else None,
+        "role": role.value if role is not None else None,
+        "can_moderate": viewer is not None
+        and (role in (Role.HOST, Role.COHOST) or bool(viewer.is_admin)),
+        "settings": {
+            "slow_mode_seconds": conv.slow_mode_seconds,
+            "stage_locked": conv.stage_locked,
+        },
+        "limits": {"chat": limits.chat_max_chars, "backchannel": limits.backchannel_max_chars},
+    }
+    return render(
+        request,
+        "room.html",
+        conversation=summary,
+        state_label=STATE_LABELS.get(str(summary["state"]), str(summary["state"])),
+        scheduled_label=_scheduled_label(conv),
+        hosts=await _hosts(db, conv),
+        limits=room_data["limits"],
+        room_data=room_data,
+    )
+
+
+def _person(user: User) -> dict[str, Any]:
+    # The protocol's "person" shape (docs/protocol.md), so the scripts treat the viewer like
+    # anyone else in the room.
+    return {
+        "id": user.id,
+        "name": user.display_name,
+        "colour": user.colour,
+        "is_guest": bool(user.is_guest),
+    }
+
+
+async def _hosts(db: AsyncSession, conv: Conversation) -> list[User]:
+    """Hosts first, then co-hosts; the creator if no participant row names a host."""
+    rows = await db.execute(
+        select(User, Participant.role)
+        .join(Participant, Participant.user_id == User.id)
+        .where(
+            Participant.conversation_id == conv.id,
+            Participant.role.in_([Role.HOST, Role.COHOST]),
+        )
+    )
+    pairs = sorted(rows.all(), key=lambda r: (r[1] != Role.HOST, r[0].display_name.lower()))
+    hosts = [user for user, _role in pairs]
+    if not hosts:
+        creator = await db.get(User, conv.created_by)
+        if creator is not None:
+            hosts.append(creator)
+    return hosts
+
+
+def _scheduled_label(conv: Conversation) -> str:
+    if conv.state.value != "scheduled" or conv.scheduled_at is None:
+        return ""
+    at: datetime = conv.scheduled_at
+    return f"starts {at:%Y-%m-%d %H:%M} UTC"
