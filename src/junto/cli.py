@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from junto import __version__
 from junto.config import Settings, load_settings
@@ -92,6 +94,36 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How `junto serve` runs uvicorn; bench/baseline_broadcast.py uses the same options."""
+    return {
+        # Frames up to 1 MiB reach the hub, which answers oversize ones (> ws_message_max_bytes)
+        # with an error frame and keeps the connection; beyond 1 MiB uvicorn closes it (1009).
+        "ws_max_size": 1 << 20,
+        "backlog": 4096,
+        "ws_ping_interval": settings.heartbeat_seconds,
+        "ws_ping_timeout": settings.heartbeat_seconds * 2,
+        # permessage-deflate (which every browser offers) keeps a zlib context per connection
+        # (about 40 KB: 220 MB of RSS at 5,000 watchers) and compresses every fan-out frame once
+        # per client; our frames are small, so it costs far more than it saves (bench/README.md).
+        "ws_per_message_deflate": False,
+        "proxy_headers": False,
+        "access_log": False,
+    }
+
+
+def tune_gc() -> None:
+    """Keep garbage-collector pauses short with thousands of open connections."""
+    # Each WebSocket holds ~200 GC-tracked objects, so 5,000 watchers are ~1M objects. With
+    # CPython's default thresholds (700, 10, 10) the futures every fan-out creates survive a
+    # young collection, pile up in the oldest generation and trigger full collections every
+    # few seconds: 0.5-3 s stalls of the event loop (bench/README.md). A fan-out's objects die
+    # by reference counting long before 100,000 allocations, so they are never promoted.
+    gc.collect()
+    gc.freeze()  # code and startup objects live forever: keep them out of every later scan
+    gc.set_threshold(100_000, 50, 100)
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
@@ -99,20 +131,14 @@ def _serve(settings: Settings) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
+    tune_gc()
     print(f"Junto {__version__} serving on http://{settings.host}:{settings.port}/", flush=True)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        # Frames up to 1 MiB reach the hub, which answers oversize ones (> ws_message_max_bytes)
-        # with an error frame and keeps the connection; beyond 1 MiB uvicorn closes it (1009).
-        ws_max_size=1 << 20,
-        backlog=4096,
-        ws_ping_interval=settings.heartbeat_seconds,
-        ws_ping_timeout=settings.heartbeat_seconds * 2,
-        proxy_headers=False,
-        access_log=False,
+        **uvicorn_options(settings),
     )
     return 0
 
