@@ -1,0 +1,108 @@
+"""The durable room stream: numbered events stored before they are delivered.
+
+Ids come from `conversations.last_seq`: `UPDATE ... SET last_seq = last_seq + 1 RETURNING
+last_seq` runs inside the caller's transaction and holds that conversation's row lock (PostgreSQL)
+or the database write lock (SQLite) until commit. So within a conversation ids are dense (a
+rolled-back transaction gives its id back) and commit order equals id order: once event n is
+committed, every event below n is committed too. The hub's gap filling relies on that.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from junto.storage.tables import Conversation, RoomEvent
+from junto.storage.types import utcnow
+
+
+def iso_ms(moment: datetime) -> str:
+    """`2026-11-26T09:30:00.123Z`: the timestamp form used in every frame."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One room-stream event as stored and as sent to clients."""
+
+    conversation_id: int
+    id: int
+    type: str
+    ts: str
+    data: dict[str, Any]
+
+    def frame(self) -> bytes:
+        """The JSON stream frame of docs/protocol.md (serialised once, then cached)."""
+        return self._frame
+
+    @functools.cached_property
+    def _frame(self) -> bytes:
+        # cached_property writes straight into __dict__, which a frozen dataclass allows.
+        return orjson.dumps(
+            {"type": self.type, "stream": "room", "id": self.id, "ts": self.ts, "data": self.data}
+        )
+
+
+async def append(
+    db: AsyncSession,
+    conversation_id: int,
+    type: str,
+    data: dict[str, Any],
+    actor_id: int | None,
+) -> StoredEvent:
+    """Allocate the next id and store the event in the caller's transaction.
+
+    The caller commits and only then calls `node.hub.deliver(event)`: an event is never
+    delivered before it is durable, so a resuming client can always read it back.
+    """
+    allocate = (
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        # Keep updated_at as it is: it means "metadata changed", not "something was posted".
+        .values(last_seq=Conversation.last_seq + 1, updated_at=Conversation.updated_at)
+        .returning(Conversation.last_seq)
+        .execution_options(synchronize_session="fetch")
+    )
+    seq = (await db.execute(allocate)).scalar_one_or_none()
+    if seq is None:
+        raise LookupError(f"expected an existing conversation, got id {conversation_id}")
+    now = utcnow()
+    await db.execute(
+        insert(RoomEvent).values(
+            conversation_id=conversation_id,
+            seq=seq,
+            type=type,
+            actor_id=actor_id,
+            payload=orjson.dumps(data).decode(),
+            created_at=now,
+        )
+    )
+    return StoredEvent(conversation_id, int(seq), type, iso_ms(now), data)
+
+
+async def events_after(
+    db: AsyncSession, conversation_id: int, after_id: int, limit: int
+) -> list[StoredEvent]:
+    """Up to `limit` committed events with id > `after_id`, in id order."""
+    rows = await db.execute(
+        select(RoomEvent.seq, RoomEvent.type, RoomEvent.payload, RoomEvent.created_at)
+        .where(RoomEvent.conversation_id == conversation_id, RoomEvent.seq > after_id)
+        .order_by(RoomEvent.seq)
+        .limit(limit)
+    )
+    return [
+        StoredEvent(conversation_id, int(seq), type_, iso_ms(created), orjson.loads(payload))
+        for seq, type_, payload, created in rows
+    ]
+
+
+async def last_id(db: AsyncSession, conversation_id: int) -> int:
+    """The id of the latest committed event (0 if none), or -1 if there is no such conversation."""
+    value = await db.scalar(select(Conversation.last_seq).where(Conversation.id == conversation_id))
+    return -1 if value is None else int(value)
