@@ -40,10 +40,42 @@ function enhanceConfirm() {
   }
 }
 
-function enhanceCopy() {
-  for (const input of document.querySelectorAll("input[data-copy]")) {
-    input.addEventListener("focus", () => input.select());
+/** Copy `text`; the Clipboard API needs a secure context, so fall back to a selection copy. */
+async function copyText(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    return true;
+  } catch {
+    input.focus();
+    input.select();
+    return document.execCommand?.("copy") ?? false;
   }
+}
+
+function enhanceCopy() {
+  const inputs = [...document.querySelectorAll("input[data-copy]")];
+  inputs.forEach((input, index) => {
+    input.addEventListener("focus", () => input.select());
+    // A Copy button beside each link: only with JavaScript, since only then can it work.
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary copy-button";
+    const text = document.createElement("span");
+    const which = document.createElement("span");
+    which.className = "visually-hidden";
+    which.textContent = ` ${index + 1}`; // matches "Revoke link N" for screen readers
+    const idle = () => {
+      text.textContent = "Copy link";
+    };
+    idle();
+    button.append(text, which);
+    button.addEventListener("click", async () => {
+      const ok = await copyText(input);
+      text.textContent = ok ? "Copied ✓" : "Press Ctrl+C to copy";
+      setTimeout(idle, 2500);
+    });
+    input.after(button);
+  });
 }
 
 function localiseTimes() {

@@ -13,12 +13,48 @@ const timeFormat = new Intl.DateTimeFormat(undefined, {
   timeZoneName: "short",
 });
 
-/** Rewrite `<time datetime=… data-local>` (server text: UTC) in the reader's local time. */
+const relativeFormat = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [
+  ["day", 86_400_000],
+  ["hour", 3_600_000],
+  ["minute", 60_000],
+];
+
+/** "in 3 hours", "tomorrow": how far off an upcoming conversation is, or "" if past or far off. */
+export function relativeTo(when, now = Date.now()) {
+  const diff = when.getTime() - now;
+  if (diff <= 0 || diff > 30 * 86_400_000) return "";
+  for (const [unit, ms] of UNITS) {
+    if (Math.abs(diff) >= ms) return relativeFormat.format(Math.round(diff / ms), unit);
+  }
+  return relativeFormat.format(1, "minute");
+}
+
+/** Rewrite `<time datetime=… data-local>` (server text: UTC) in the reader's local time. Upcoming
+ * cards also get how far off they are, in a sibling element so the <time> keeps the exact time. */
 export function localiseTimes(root = document) {
   for (const el of root.querySelectorAll("time[data-local]")) {
     const when = new Date(el.getAttribute("datetime"));
-    if (!Number.isNaN(when.getTime())) el.textContent = timeFormat.format(when);
+    if (Number.isNaN(when.getTime())) continue;
+    el.textContent = timeFormat.format(when);
+    if (el.closest('.conv-card[data-state="scheduled"]')) {
+      let rel = el.nextElementSibling;
+      if (!rel?.classList.contains("relative")) {
+        rel = document.createElement("span");
+        rel.className = "relative";
+        el.after(rel);
+      }
+      const text = relativeTo(when);
+      rel.textContent = text;
+      rel.hidden = !text;
+    }
   }
+}
+
+/** A decorative icon from the page's <template id="icon-…">. */
+function icon(name) {
+  const template = document.getElementById(`icon-${name}`);
+  return template ? template.content.firstElementChild.cloneNode(true) : document.createTextNode("");
 }
 
 const lists = {
@@ -62,13 +98,13 @@ function renderSchedule(card, entry) {
     time.dateTime = entry.scheduled_at;
     time.dataset.local = "";
     time.textContent = entry.scheduled_at;
-    meta.append(time);
+    meta.append(icon("calendar"), time);
     localiseTimes(meta);
   } else {
     const span = document.createElement("span");
     span.className = "muted";
     span.textContent = "Time not set yet";
-    meta.append(span);
+    meta.append(icon("clock"), span);
   }
 }
 
@@ -244,6 +280,8 @@ export class LobbyConnection {
 
 export function start() {
   localiseTimes();
+  // Keep "in 5 minutes" honest on a lobby left open.
+  setInterval(() => localiseTimes(), 60_000);
   if (!lists.live || !("WebSocket" in globalThis)) return null;
   const connection = new LobbyConnection((frame) => {
     if (frame.type === "lobby.snapshot") onSnapshot(frame);
