@@ -42,7 +42,10 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         app.state.node = node
         log.info(
             "junto %s node %s up: database=%s pubsub=%s",
-            __version__, settings.node_id, node.database_backend, pubsub.name,
+            __version__,
+            settings.node_id,
+            node.database_backend,
+            pubsub.name,
         )
         try:
             yield

@@ -97,7 +97,7 @@ class Settings:
 
 
 def _limits_from_env() -> Limits:
-    """`JUNTO_LIMIT_<FIELD>` overrides any field of Limits, e.g. JUNTO_LIMIT_MEMBER_PER_SECOND=20."""
+    """`JUNTO_LIMIT_<FIELD>` overrides a field of Limits: JUNTO_LIMIT_MEMBER_PER_SECOND=20."""
     changes: dict[str, int | float] = {}
     for f in fields(Limits):
         raw = os.environ.get(f"{ENV_PREFIX}LIMIT_{f.name.upper()}")
