@@ -195,9 +195,9 @@ def _read_password(from_stdin: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # One-shot commands print their own result line; library INFO logging is noise there.
+    level = settings.log_level.upper() if args.command == "serve" else "WARNING"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
