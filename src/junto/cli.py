@@ -198,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One-shot commands print their own result line; library INFO logging is noise there.
     level = settings.log_level.upper() if args.command == "serve" else "WARNING"
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
