@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -54,6 +57,8 @@ _USERNAME_RE = re.compile(r"[a-z0-9_]+")
 _COLOUR_RE = re.compile(r"#[0-9a-fA-F]{6}")
 # Bidi overrides/isolates can make a name render as someone else's (CVE-2021-42574 style).
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+_T = TypeVar("_T")
 
 _hasher = PasswordHasher()
 # Verified against when the username does not exist, so a miss costs as much as a hit and
@@ -179,14 +184,27 @@ def profile(user: User) -> dict[str, Any]:
     }
 
 
+# argon2 is deliberately slow (tens to hundreds of ms) and takes 64 MiB per call, so it runs off
+# the event loop in a pool of its own: a burst of sign-ins (from any number of usernames, which
+# the per-username sign-in limit does not bound) then waits its turn here, holding at most
+# `max_workers` x 64 MiB, instead of filling asyncio's default executor, which the loop also
+# needs for other work (getaddrinfo when the database pool opens a connection, to_thread).
+_ARGON2_POOL = ThreadPoolExecutor(
+    max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="junto-argon2"
+)
+
+
+async def _off_loop(fn: Callable[..., _T], *args: Any) -> _T:
+    return await asyncio.get_running_loop().run_in_executor(_ARGON2_POOL, fn, *args)
+
+
 async def _hash(password: str) -> str:
-    # argon2 is deliberately slow (tens of ms): keep it off the event loop.
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await _off_loop(_hasher.hash, password)
 
 
 async def _verify(stored: str, password: str) -> bool:
     try:
-        return await asyncio.to_thread(_hasher.verify, stored, password)
+        return await _off_loop(_hasher.verify, stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

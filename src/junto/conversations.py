@@ -388,6 +388,11 @@ async def grant_role(
             return None
         if ROLE_RANK[role] < ROLE_RANK[row.role] and not allow_downgrade:
             return None
+        if row.blocked and role != Role.AUDIENCE:
+            # As in the room (realtime.actions._role_set): unblock first, then bring them up.
+            raise ConversationError(
+                "expected an unblocked person, got a blocked one", status=409, code="invalid_state"
+            )
         row.role = role
         row.updated_at = utcnow()
     else:

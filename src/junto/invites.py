@@ -175,6 +175,12 @@ async def accept_invite(
     row = await participant_of(db, conv, user.id)
     if row is not None and ROLE_RANK[row.role] >= ROLE_RANK[invite.role]:
         return conv, row.role
+    if row is not None and row.blocked:
+        # A block is the hosts' decision about this person; a link (perhaps shared widely, up to
+        # MAX_USES) must not undo it by putting them back on stage. Checked before a use is spent.
+        raise ConversationError(
+            "a host has blocked you in this conversation", status=403, code="blocked"
+        )
     # Count the use with a guarded UPDATE so two people racing for the last use cannot both win.
     used = await db.execute(
         update(Invite)

@@ -222,14 +222,24 @@ def _clean_body(raw: str, limit: int) -> str:
     return body
 
 
-async def _target(ctx: _Context, user_id: int) -> tuple[User, Participant]:
-    """The person an action is about, with their participant row (created as audience)."""
+async def _target(ctx: _Context, user_id: int, *, admits: bool = False) -> tuple[User, Participant]:
+    """The person an action is about, with their participant row (created as audience).
+
+    In an invite-only conversation a participant row IS the admission (conversations.can_view),
+    so only actions that deliberately let someone in (`admits`: bringing them on stage, giving
+    them a role, as an invite would) may create one. Blocking, unblocking or "removing" an
+    outsider must not quietly give them the right to read the conversation.
+    """
     user = await ctx.db.get(User, user_id)
     if user is None:
         raise ActionError("not_found", f"no person with id {user_id}")
     if user_id == ctx.actor.id:
         return user, ctx.me
     row = await ctx.db.get(Participant, (ctx.conv.id, user_id))
+    if row is None and ctx.conv.visibility == Visibility.INVITE_ONLY and not admits:
+        raise ActionError(
+            "not_found", f"expected a participant of this conversation, got person {user_id}"
+        )
     if row is None:
         row = Participant(
             conversation_id=ctx.conv.id, user_id=user_id, role=Role.AUDIENCE, blocked=False
@@ -457,7 +467,7 @@ def _may_manage(ctx: _Context, target: Participant, doing: str) -> None:
 async def _stage_invite(ctx: _Context, action: p.StageInvite) -> None:
     _require_moderator(ctx, "bring someone on stage")
     _require_state(ctx)
-    user, row = await _target(ctx, action.user_id)
+    user, row = await _target(ctx, action.user_id, admits=True)
     if row.blocked:
         raise ActionError("invalid_state", "expected an unblocked person, got a blocked one")
     if row.role != Role.AUDIENCE:
@@ -491,7 +501,7 @@ async def _role_set(ctx: _Context, action: p.RoleSet) -> None:
     if not ctx.is_host:
         raise ActionError("forbidden", "only hosts can change roles")
     _require_state(ctx)
-    user, row = await _target(ctx, action.user_id)
+    user, row = await _target(ctx, action.user_id, admits=True)
     role = Role(action.role)
     if row.blocked and role != Role.AUDIENCE:
         raise ActionError("invalid_state", "expected an unblocked person, got a blocked one")

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy import select
 
 from junto.pubsub import Subscription
 from junto.pubsub.base import SubscriptionOverflow
@@ -34,12 +35,15 @@ from junto.realtime.presence import (
     Throttle,
     resubscribe,
 )
+from junto.storage.tables import Conversation, Participant, User, Visibility
 
 if TYPE_CHECKING:
     from junto.realtime.hub import Hub
 
 log = logging.getLogger("junto.realtime")
 
+# The room socket's "not allowed in this conversation" close code (docs/protocol.md).
+CLOSE_FORBIDDEN = 4403
 GAP_WAIT_SECONDS = 0.5
 # How often a room compares its position with the database (see _tail_check).
 TAIL_CHECK_SECONDS = 5.0
@@ -282,6 +286,44 @@ class Room:
             conn.push(item)
         if event_type in PRESENCE_EVENTS:
             self._presence_event(event_type, frame)
+        elif event_type == "conversation.updated" and b'"visibility":"invite_only"' in frame:
+            # Admission is checked at the handshake only; when a conversation becomes
+            # invite-only, sockets opened by people it no longer admits must not keep streaming.
+            self._tasks.append(asyncio.get_running_loop().create_task(self._evict_safely()))
+
+    async def _evict_safely(self) -> None:
+        try:
+            await self._evict_outsiders()
+        except Exception:
+            log.exception("room %s: closing connections it no longer admits failed", self.id)
+
+    async def _evict_outsiders(self) -> None:
+        """Close the connections of anonymous viewers and of people without a participant row
+        (admins excepted), as junto.conversations.can_view would now refuse them."""
+        conns = list(self._conns.items())
+        ids = {person.id for _conn, person in conns if person is not None}
+        allowed: set[int] = set()
+        async with self.hub.node.db() as db:
+            # The stored visibility decides (the event may be stale by now).
+            visibility = await db.scalar(
+                select(Conversation.visibility).where(Conversation.id == self.id)
+            )
+            if visibility != Visibility.INVITE_ONLY:
+                return
+            if ids:
+                allowed.update(
+                    await db.scalars(
+                        select(Participant.user_id).where(
+                            Participant.conversation_id == self.id, Participant.user_id.in_(ids)
+                        )
+                    )
+                )
+                allowed.update(
+                    await db.scalars(select(User.id).where(User.id.in_(ids), User.is_admin))
+                )
+        for conn, person in conns:
+            if person is None or person.id not in allowed:
+                conn.close(CLOSE_FORBIDDEN, "this conversation is now invite-only")
 
     def _gap_timeout(self) -> None:
         self._gap_timer = None

@@ -284,11 +284,30 @@ class RoomSession:
             else:
                 await self._dispatch(raw)
 
+    async def _current_user(self) -> User | None:
+        """The connection's person, re-read from the session cookie it connected with.
+
+        A socket outlives its handshake by hours: signing out, a password reset (which revokes
+        every session) or an expired session must stop it acting as that person, or a stolen
+        cookie would keep working over an open socket. It costs one primary-key lookup per
+        action, small beside the action's own locking transaction. Anonymous viewers have
+        nothing to re-check.
+        """
+        if self.a.user is None:
+            return None
+        user = await security.user_for_connection(self.ws, self.node.db)
+        return user if user is not None and user.id == self.a.user.id else None
+
     async def _dispatch(self, raw: dict[str, Any]) -> None:
         ref = p.ref_of(raw)
         self.dispatching = True
         try:
-            event = await actions.dispatch(self.node, self.a.conv, self.a.user, raw)
+            actor = await self._current_user()
+            if self.a.user is not None and actor is None:
+                self.conn.send(error("not_signed_in", "your session has ended: sign in again", ref))
+                self.conn.close(CLOSE_FORBIDDEN, "session ended")
+                return
+            event = await actions.dispatch(self.node, self.a.conv, actor, raw)
         except p.ActionError as exc:
             self.conn.send(message(orjson.dumps(p.error_frame_for(exc, ref)).decode()))
         except Exception:

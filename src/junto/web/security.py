@@ -4,12 +4,13 @@
 streaming responses and does not see WebSockets) and the JSON error handlers.
 
 CSRF is the double-submit pattern (OWASP CSRF cheat sheet): a random `junto_csrf` cookie that
-another site can neither read nor set (SameSite=Strict) must be echoed in the `X-CSRF-Token`
+another site can neither read nor set must be echoed in the `X-CSRF-Token`
 header or a `csrf_token` form field on every unsafe request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FORM_BODY_MAX = 256 * 1024  # Pages only post small forms; anything larger is refused (413).
+# Every request body. The largest legitimate one (a conversation with a 5,000-character
+# description) is a few tens of KiB; without a cap, anyone holding a CSRF token (any visitor
+# can get one) could make the node buffer gigabytes of JSON before validation refused it.
+REQUEST_BODY_MAX = 1024 * 1024
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -194,8 +199,14 @@ class SecurityMiddleware:
         extra: list[str] = []
         if not has_csrf:
             # Not HttpOnly: scripts may read it, though pages carry it in <meta name=csrf-token>.
+            # Lax, not Strict: a Strict cookie is withheld when someone follows a link to Junto
+            # from another site (the way conversations are shared), so a fresh token would be
+            # minted and every form and script in their other open Junto tabs would fail with
+            # "form expired". Lax still keeps it off cross-site POSTs, and the double-submit
+            # check rests on other sites being unable to read or set it, which SameSite
+            # does not change.
             extra.append(_cookie(CSRF_COOKIE, csrf_token, secure=settings.secure_cookies,
-                                 same_site="Strict", http_only=False, max_age=None))  # fmt: skip
+                                 same_site="Lax", http_only=False, max_age=None))  # fmt: skip
         state = scope.setdefault("state", {})
         state["csrf_token"] = csrf_token
         state["user"] = None
@@ -421,10 +432,22 @@ def client_address(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "unknown"
 
 
+_KEY_MAX = 128
+
+
+def _bounded_key(key: str) -> str:
+    """Keys embed what clients typed (the sign-in form's username is only bounded by the 256 KiB
+    form limit), and a bucket keeps up to 100,000 keys: long keys are replaced by their digest
+    so that memory stays bounded by the key count, not by what attackers send."""
+    if len(key) <= _KEY_MAX:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def check_rate(conn: HTTPConnection, bucket: str, key: str) -> None:
     """Spend one token of `bucket` for `key`, or raise ApiError 429 with Retry-After."""
     limiters: AccountLimiters = conn.app.state.account_limiters
-    wait = getattr(limiters, bucket).take(key)
+    wait = getattr(limiters, bucket).take(_bounded_key(key))
     if wait > 0:
         seconds = max(1, int(wait + 0.999))
         raise ApiError(
@@ -441,6 +464,9 @@ def check_rate(conn: HTTPConnection, bucket: str, key: str) -> None:
 def install(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.account_limiters = AccountLimiters.from_limits(settings.limits)
+    # FastAPI enforces it (413) in the middleware stack it builds on the first request.
+    if app.max_body_size is None:
+        app.max_body_size = REQUEST_BODY_MAX
     app.add_middleware(SecurityMiddleware)
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(accounts.AccountError, _account_error_handler)
