@@ -236,7 +236,11 @@ class Lobby:
                 )
                 self._removed.pop(conversation_id, None)
             elif conversation_id in entries:
-                self._removed[conversation_id] = entries.pop(conversation_id)["slug"]
+                slug = entries.pop(conversation_id)["slug"]
+                # Only clients that are watching need to hear of the removal; with none, keeping
+                # the slug would grow without bound as conversations end.
+                if self._clients:
+                    self._removed[conversation_id] = slug
             else:
                 return
         self._mark(conversation_id)
@@ -284,6 +288,7 @@ class Lobby:
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
         if not self._clients or self._entries is None:
+            self._removed.clear()  # nobody to tell; new clients get a fresh snapshot
             return
         for conversation_id in dirty:
             summary = self._entries.get(conversation_id)
