@@ -2,40 +2,34 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+import pytest_asyncio
+from playwright.async_api import Browser, Page, expect
 
 from conftest import LiveNode
 
-pytestmark = pytest.mark.browser
+# pytest puts only a test module's own folder on sys.path; the shared browser helpers live in
+# tests/browser and must be imported under their usual name, so that one Chromium serves all.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
+from browser_support import browser, new_context, run_axe  # noqa: F401 - fixture
 
-CHROMIUM = "/usr/bin/chromium"
-AXE_JS = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 
-@pytest.fixture
-async def page(live_node: LiveNode) -> AsyncIterator[tuple[Page, list[str]]]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(
+    live_node: LiveNode,
+    browser: Browser,  # noqa: F811 - the fixture imported above
+) -> AsyncIterator[tuple[Page, list[str]]]:
     errors: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(
-            base_url=live_node.url, viewport={"width": 390, "height": 844}
-        )
+    async with new_context(
+        browser, base_url=live_node.url, viewport={"width": 390, "height": 844}
+    ) as context:
         p = await context.new_page()
         # CSP violations are reported as console errors: any means a page breaks its own policy.
         p.on(
@@ -47,21 +41,12 @@ async def page(live_node: LiveNode) -> AsyncIterator[tuple[Page, list[str]]]:
             ),
         )
         p.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            yield p, errors
-        finally:
-            await browser.close()
+        yield p, errors
 
 
 async def _axe(page: Page) -> list[dict[str, Any]]:
-    await page.evaluate(AXE_JS.read_text() + "\n;undefined")
-    result: dict[str, Any] = await page.evaluate(
-        "async () => await axe.run(document, {resultTypes: ['violations']})"
-    )
     return [
-        {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in result["violations"]
-        if v.get("impact") in ("serious", "critical")
+        {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]} for v in await run_axe(page)
     ]
 
 

@@ -1,10 +1,17 @@
-"""Browser fixtures: one live node and one headless Chromium for all the browser tests.
+"""Browser fixtures: a live node per test module and one headless Chromium for every browser test.
 
 Each person is a separate browser context (own cookies), so a host, a member and a guest can sit
-in one room at once. A Chromium costs about a third of a core, so the tests share one browser and
-keep pages few. Import the fixtures into a test module (there is no conftest here: the root
-one is imported by name as `conftest`). Tests run on the session's event loop. Debian's
-chromium is used as is (never `playwright install`).
+in one room at once. A Chromium costs about a third of a core, so all the browser tests of the
+session share one (see `SharedChromium`) and keep pages few. Import the fixtures into a test
+module (there is no conftest here: the root one is imported by name as `conftest`); pytest then
+makes one `node` per module, since it registers a fixture once per module it is found in. Tests
+that use `browser` run on the session's event loop, where it was started:
+`pytest.mark.asyncio(loop_scope="session")`. Debian's chromium is used as is (never
+`playwright install`).
+
+Test modules outside tests/browser reach this module by adding this folder to sys.path (pytest
+puts only a test module's own folder there), under the same name `browser_support`, so that the
+whole session shares this one module and its one Chromium.
 """
 
 from __future__ import annotations
@@ -14,13 +21,21 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    PlaywrightContextManager,
+    async_playwright,
+)
 
 from conftest import LiveNode, make_live_node
 
@@ -51,14 +66,69 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     live.stop()
 
 
+class SharedChromium:
+    """The one Chromium of the test session, started by its first user and closed by its last.
+
+    Every module that imports the `browser` fixture gets its own session-scoped copy of it from
+    pytest; counting the copies in use lets them all share one browser process, in any order.
+    """
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._playwright: PlaywrightContextManager | None = None
+        self._browser: Browser | None = None
+
+    async def acquire(self) -> Browser:
+        if self._browser is None:
+            playwright = async_playwright()
+            try:
+                pw = await playwright.__aenter__()
+                self._browser = await pw.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+            except BaseException:
+                await playwright.__aexit__(None, None, None)
+                raise
+            self._playwright = playwright
+        self._users += 1
+        return self._browser
+
+    async def release(self) -> None:
+        self._users -= 1
+        if self._users > 0 or self._browser is None or self._playwright is None:
+            return
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        try:
+            await browser.close()
+        finally:
+            await playwright.__aexit__(None, None, None)
+
+
+CHROMIUM_PROCESS = SharedChromium()
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    """The session's headless Chromium; each test opens its own contexts in it."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    chromium = await CHROMIUM_PROCESS.acquire()
+    try:
+        yield chromium
+    finally:
+        await CHROMIUM_PROCESS.release()
+
+
+@asynccontextmanager
+async def new_context(browser: Browser, **options: Any) -> AsyncIterator[BrowserContext]:
+    """A browser context closed afterwards even when the test fails, since the browser (and
+    anything left open in it) outlives the test."""
+    context = await browser.new_context(**options)
+    try:
+        yield context
+    finally:
+        await context.close()
 
 
 @dataclass

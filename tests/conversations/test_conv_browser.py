@@ -4,6 +4,7 @@ running from titles."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,38 +12,33 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+import pytest_asyncio
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 from websockets.asyncio.client import connect
 
 from conftest import LiveNode
 from helpers import csrf_headers, signup
 
-pytestmark = pytest.mark.browser
+# pytest puts only a test module's own folder on sys.path; the shared browser helpers live in
+# tests/browser and must be imported under their usual name, so that one Chromium serves all.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
+from browser_support import AXE_JS, browser, run_axe  # noqa: F401 - fixture
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
 TIMEOUT = 10_000
 HOSTILE = "<img src=x onerror=alert(1)>Talk"
 
 
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+@pytest_asyncio.fixture(loop_scope="session")
+async def chromium(browser: Browser) -> AsyncIterator[Browser]:  # noqa: F811 - imported above
+    """The session's Chromium. The tests close their contexts; this closes any a failing test
+    left open, since the browser outlives the test."""
+    before = set(browser.contexts)
+    yield browser
+    for context in browser.contexts:
+        if context not in before:
+            await context.close()
 
 
 async def call(http: httpx.AsyncClient, method: str, path: str, body: Any = None) -> Any:
@@ -165,19 +161,10 @@ async def test_form_sends_the_local_time_as_utc(live_node: LiveNode, chromium: B
     await context.close()
 
 
-AXE_JS = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-
-
 async def serious_violations(page: Page) -> list[str]:
-    # Evaluated through DevTools, not a <script>: the pages' CSP rightly refuses inline scripts.
-    await page.evaluate(AXE_JS.read_text() + "\n;undefined")
-    result: dict[str, Any] = await page.evaluate(
-        "async () => await axe.run(document, {resultTypes: ['violations']})"
-    )
     return [
         f"{v['id']}: {v['help']} at {[n.get('target') for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v.get("impact") in ("serious", "critical")
+        for v in await run_axe(page)
     ]
 
 

@@ -149,25 +149,8 @@ class Connection:
 
     def close(self, code: int, reason: str = "") -> None:
         """Stop sending and close the socket with `code` (in the background; never awaits)."""
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        self._queue.clear()
-        if self._writer is not None and not self._writer.done():
-            # The writer may be parked waiting for the socket to drain; a cancelled send has
-            # written nothing (uvicorn waits for writability before framing anything).
-            self._writer.cancel()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
-        self._drop_inflight()
-        for callback in self._on_close:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("connection close callback failed")
-        self._on_close.clear()
-        self._closing = asyncio.get_running_loop().create_task(self._send_close(code, reason))
+        if self._stop(code):
+            self._closing = asyncio.get_running_loop().create_task(self._send_close(code, reason))
 
     async def wait_closed(self) -> None:
         """Wait until a close started by `close()` went out (or gave up).
@@ -180,19 +163,31 @@ class Connection:
 
     def detach(self) -> None:
         """The socket is gone (client disconnected): stop everything without sending a close."""
-        if not self.closed:
-            self.closed = True
-            self.close_code = None
-            self._queue.clear()
-            if self._writer is not None and not self._writer.done():
-                self._writer.cancel()
-            self._drop_inflight()
-            for callback in self._on_close:
-                try:
-                    callback(self)
-                except Exception:
-                    log.exception("connection close callback failed")
-            self._on_close.clear()
+        self._stop(None)
+
+    def _stop(self, close_code: int | None) -> bool:
+        """Stop sending and tell the close callbacks, once; False if it had already stopped."""
+        if self.closed:
+            return False
+        self.closed = True
+        self.close_code = close_code
+        self._queue.clear()
+        if self._writer is not None and not self._writer.done():
+            # The writer may be parked waiting for the socket to drain; a cancelled send has
+            # written nothing (uvicorn waits for writability before framing anything).
+            self._writer.cancel()
+        if self._waiter is not None and not self._waiter.done():
+            # Normally cancelled along with the writer, which parks on it; doing it here too
+            # means no way of stopping can leave it pending.
+            self._waiter.cancel()
+        self._drop_inflight()
+        for callback in self._on_close:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("connection close callback failed")
+        self._on_close.clear()
+        return True
 
     def _drop_inflight(self) -> None:
         if self._inflight is not None:

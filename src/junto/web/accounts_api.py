@@ -107,14 +107,36 @@ def _me(user: User) -> Me:
     return Me(**accounts.profile(user))
 
 
-async def _start_session(db: DbDep, request: Request, response: Response, user: User) -> None:
-    """Sign `user` in on this browser, ending whatever session it had."""
+async def start_session(db: DbDep, request: Request, response: Response, user: User) -> None:
+    """Sign `user` in on this browser (the cookie goes on `response`), ending whatever session
+    it had."""
     old = session_token(request)
     if old:
         await accounts.end_session(db, old)
     token = await accounts.create_session(db, user)
     await db.commit()
     set_session_cookie(response, request, token, user)
+
+
+async def end_session(db: DbDep, request: Request, response: Response) -> None:
+    """Sign this browser out (the cookie is cleared on `response`)."""
+    token = session_token(request)
+    if token:
+        await accounts.end_session(db, token)
+        await db.commit()
+    clear_session_cookie(response, request)
+
+
+async def _signed_in_as(db: DbDep, request: Request, response: Response, user: User) -> Me:
+    """Sign `user` in on this browser and answer with who they now are."""
+    await start_session(db, request, response, user)
+    return _me(user)
+
+
+def signin_rate_key(request: Request, username: str) -> str:
+    # Per address and username: guessing one person's password is slow, while other people
+    # behind the same address (a café, a conference) can still sign in.
+    return f"{client_address(request)}|{username.strip().lower()}"
 
 
 @router.post(
@@ -132,8 +154,7 @@ async def signup(body: SignupIn, request: Request, response: Response, db: DbDep
         password=body.password,
         display_name=body.display_name or body.username,
     )
-    await _start_session(db, request, response, user)
-    return _me(user)
+    return await _signed_in_as(db, request, response, user)
 
 
 @router.post(
@@ -143,12 +164,9 @@ async def signup(body: SignupIn, request: Request, response: Response, db: DbDep
     summary="Sign in with username and password",
 )
 async def signin(body: SigninIn, request: Request, response: Response, db: DbDep) -> Me:
-    # Per address and username: guessing one person's password is slow, while other people
-    # behind the same address (a café, a conference) can still sign in.
-    check_rate(request, "signin", f"{client_address(request)}|{body.username.strip().lower()}")
+    check_rate(request, "signin", signin_rate_key(request, body.username))
     user = await accounts.authenticate(db, body.username, body.password)
-    await _start_session(db, request, response, user)
-    return _me(user)
+    return await _signed_in_as(db, request, response, user)
 
 
 @router.post(
@@ -158,12 +176,8 @@ async def signin(body: SigninIn, request: Request, response: Response, db: DbDep
     summary="End this browser's session",
 )
 async def signout(request: Request, db: DbDep) -> Response:
-    token = session_token(request)
-    if token:
-        await accounts.end_session(db, token)
-        await db.commit()
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    clear_session_cookie(response, request)
+    await end_session(db, request, response)
     return response
 
 
@@ -213,8 +227,7 @@ async def join_as_guest(
         return _me(row)
     check_rate(request, "guest", client_address(request))
     guest = await accounts.create_guest(db, body.display_name)
-    await _start_session(db, request, response, guest)
-    return _me(guest)
+    return await _signed_in_as(db, request, response, guest)
 
 
 FORGOT_ANSWER = (
@@ -262,5 +275,4 @@ async def forgot_password(body: ForgotIn, request: Request, db: DbDep) -> Messag
 )
 async def reset_password(body: ResetIn, request: Request, response: Response, db: DbDep) -> Me:
     user = await accounts.reset_password(db, body.token, body.password)
-    await _start_session(db, request, response, user)
-    return _me(user)
+    return await _signed_in_as(db, request, response, user)

@@ -14,17 +14,20 @@ from fastapi.responses import RedirectResponse, Response
 
 from junto import accounts
 from junto.storage.tables import User
-from junto.web.accounts_api import FORGOT_ANSWER, request_reset
+from junto.web.accounts_api import (
+    FORGOT_ANSWER,
+    end_session,
+    request_reset,
+    signin_rate_key,
+    start_session,
+)
 from junto.web.deps import DbDep
 from junto.web.render import render
 from junto.web.security import (
     ApiError,
     CurrentUser,
     check_rate,
-    clear_session_cookie,
     client_address,
-    session_token,
-    set_session_cookie,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -74,19 +77,10 @@ async def _form(request: Request) -> dict[str, str]:
     return values
 
 
-def _signed_in_redirect(request: Request, response_to: str, user: User, token: str) -> Response:
-    response = RedirectResponse(response_to, status_code=303)
-    set_session_cookie(response, request, token, user)
-    return response
-
-
 async def _sign_in(db: DbDep, request: Request, user: User, to: str) -> Response:
-    old = session_token(request)
-    if old:
-        await accounts.end_session(db, old)
-    token = await accounts.create_session(db, user)
-    await db.commit()
-    return _signed_in_redirect(request, to, user, token)
+    response = RedirectResponse(to, status_code=303)
+    await start_session(db, request, response, user)
+    return response
 
 
 def _page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
@@ -113,7 +107,7 @@ async def signin_submit(request: Request, db: DbDep) -> Response:
     target = safe_next(form.get("next"))
     ctx = {"username": username, "next": target, "next_query": _next_query(target)}
     try:
-        check_rate(request, "signin", f"{client_address(request)}|{username.lower()}")
+        check_rate(request, "signin", signin_rate_key(request, username))
         user = await accounts.authenticate(db, username, form.get("password", ""))
     except ApiError as exc:
         return _page(request, "signin.html", exc.status, error=exc.message, **ctx)
@@ -162,12 +156,8 @@ async def signup_submit(request: Request, db: DbDep) -> Response:
 
 @router.post("/signout")
 async def signout_submit(request: Request, db: DbDep) -> Response:
-    token = session_token(request)
-    if token:
-        await accounts.end_session(db, token)
-        await db.commit()
     response = RedirectResponse("/", status_code=303)
-    clear_session_cookie(response, request)
+    await end_session(db, request, response)
     return response
 
 

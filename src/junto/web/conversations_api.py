@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -30,20 +30,26 @@ from junto.web import security
 from junto.web.deps import DbDep, NodeDep
 from junto.web.security import CurrentUser, RequireIdentity, RequireMember
 
+_E = TypeVar("_E", bound=Exception)
 
-class ConversationErrorRoute(APIRoute):
-    """Turns a domain ConversationError into its JSON error response."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+def answering(kind: type[_E], answer: Callable[[_E], Response]) -> type[APIRoute]:
+    """A route class that answers an exception of `kind` raised by the handler with
+    `answer(exc)`, so handlers raise domain errors instead of each catching them."""
 
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ConversationError as exc:
-                return error_response(exc)
+    class AnsweringRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
 
-        return handle
+            async def handle(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except kind as exc:
+                    return answer(exc)
+
+            return handle
+
+    return AnsweringRoute
 
 
 def error_response(exc: ConversationError) -> JSONResponse:
@@ -54,7 +60,10 @@ def error_response(exc: ConversationError) -> JSONResponse:
     return security.error_response(exc.status, exc.code, exc.message)
 
 
-router = APIRouter(prefix="/api", tags=["conversations"], route_class=ConversationErrorRoute)
+# Turns a domain ConversationError into its JSON error response.
+router = APIRouter(
+    prefix="/api", tags=["conversations"], route_class=answering(ConversationError, error_response)
+)
 
 
 # ---- response models ----------------------------------------------------------------------------
@@ -343,6 +352,15 @@ async def edit_conversation(
     return await detail(request, db, node, conv, user)
 
 
+async def _transition(
+    request: Request, slug: str, db: AsyncSession, node: Node, user: User, action: str
+) -> ConversationDetail:
+    """Start or end (convs.TRANSITIONS) the conversation; answer with how it is now."""
+    conv = await visible(db, slug, user)
+    await convs.transition(db, conv, action, user, node)
+    return await detail(request, db, node, conv, user)
+
+
 @router.post(
     "/conversations/{slug}/start",
     response_model=ConversationDetail,
@@ -352,9 +370,7 @@ async def edit_conversation(
 async def start_conversation(
     request: Request, slug: Slug, db: DbDep, node: NodeDep, user: RequireIdentity
 ) -> ConversationDetail:
-    conv = await visible(db, slug, user)
-    await convs.start(db, conv, user, node)
-    return await detail(request, db, node, conv, user)
+    return await _transition(request, slug, db, node, user, "start")
 
 
 @router.post(
@@ -366,9 +382,7 @@ async def start_conversation(
 async def end_conversation(
     request: Request, slug: Slug, db: DbDep, node: NodeDep, user: RequireIdentity
 ) -> ConversationDetail:
-    conv = await visible(db, slug, user)
-    await convs.end(db, conv, user, node)
-    return await detail(request, db, node, conv, user)
+    return await _transition(request, slug, db, node, user, "end")
 
 
 @router.post(

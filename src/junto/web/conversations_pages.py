@@ -6,6 +6,8 @@ the form again with its errors); the ES modules only add live counts and local t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -23,12 +25,10 @@ from junto.conversations import ConversationError
 from junto.node import Node
 from junto.storage.tables import Conversation, ConversationState, Role, User, Visibility
 from junto.web import security
-from junto.web.conversations_api import base_url, live_counts
+from junto.web.conversations_api import answering, base_url, live_counts
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.security import CurrentUser
-
-router = APIRouter(include_in_schema=False)
 
 LOBBY_LIVE_MAX = 50
 LOBBY_UPCOMING_MAX = 50
@@ -42,6 +42,23 @@ ROLE_NAMES = {
 }
 
 
+class _Answer(Exception):
+    """Raised by a page's shared steps to answer with `response` instead of going on.
+
+    The steps (sign in first, may this person manage it, did the host control work) then read as
+    plain calls in each handler, which keeps only what is particular to it.
+    """
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+router = APIRouter(
+    include_in_schema=False, route_class=answering(_Answer, lambda answer: answer.response)
+)
+
+
 def _see_other(url: str) -> RedirectResponse:
     # 303 so the browser follows a form POST with a GET (POST/redirect/GET: no resubmission).
     return RedirectResponse(url, status_code=303)
@@ -49,6 +66,20 @@ def _see_other(url: str) -> RedirectResponse:
 
 def _signin_redirect(request: Request) -> RedirectResponse:
     return _see_other(f"/signin?next={quote(request.url.path, safe='')}")
+
+
+def _signed_in(request: Request, user: User | None) -> User:
+    """`user`, or on to the sign-in page (which comes back here) for someone not signed in."""
+    if user is None:
+        raise _Answer(_signin_redirect(request))
+    return user
+
+
+def _member(request: Request, user: User | None) -> User:
+    """Like `_signed_in`, but guests cannot create conversations, so they are sent there too."""
+    if user is None or user.is_guest:
+        raise _Answer(_signin_redirect(request))
+    return user
 
 
 def _utc_text(when: datetime) -> str:
@@ -187,52 +218,61 @@ def _render_form(
     )
 
 
+def _form_errors(exc: ValidationError | ConversationError) -> dict[str, str]:
+    """The create/edit form's errors, by field, for a refused create or edit."""
+    if isinstance(exc, ValidationError):
+        return _validation_errors(exc)
+    return {exc.field or "form": exc.message}
+
+
 @router.get("/conversations/new")
 async def new_form(request: Request, user: CurrentUser) -> Response:
-    if user is None or user.is_guest:
-        return _signin_redirect(request)
+    _member(request, user)
     return _render_form(request, values=_empty_values(), errors={}, conv=None)
 
 
 @router.post("/conversations/new")
 async def create(request: Request, db: DbDep, node: NodeDep, user: CurrentUser) -> Response:
-    if user is None or user.is_guest:
-        return _signin_redirect(request)
+    host = _member(request, user)
     form = await request.form()
     data, errors = _parse_form(form, include_schedule=True)
-    values = _form_values(form)
     if not errors:
         try:
-            conv = await convs.create(db, ConversationCreate.model_validate(data), user, node)
+            conv = await convs.create(db, ConversationCreate.model_validate(data), host, node)
             return _see_other(f"/c/{conv.slug}/edit?created=1")
-        except ValidationError as exc:
-            errors = _validation_errors(exc)
-        except ConversationError as exc:
-            errors = {exc.field or "form": exc.message}
+        except (ValidationError, ConversationError) as exc:
+            errors = _form_errors(exc)
+    values = _form_values(form)
     return _render_form(request, values=values, errors=errors, conv=None, status_code=422)
 
 
 async def _managed(
     request: Request, db: AsyncSession, slug: str, user: User | None
-) -> tuple[Conversation | None, Response | None]:
-    """The conversation if `user` may manage it; otherwise the page to send instead."""
+) -> tuple[Conversation, User]:
+    """The conversation and the signed-in person, if they may manage it; otherwise answers
+    with the sign-in page, or with a page saying why not."""
+    manager = _signed_in(request, user)
     conv = await convs.get_by_slug(db, slug)
-    if conv is None or not await convs.can_view(db, conv, user):
+    if conv is None or not await convs.can_view(db, conv, manager):
         # Invite-only conversations look exactly like missing ones to outsiders.
-        return None, _problem(
-            request,
-            404,
-            "No such conversation",
-            "There is no conversation at this address, or it is private.",
+        raise _Answer(
+            _problem(
+                request,
+                404,
+                "No such conversation",
+                "There is no conversation at this address, or it is private.",
+            )
         )
-    if not await convs.can_manage(db, conv, user):
-        return None, _problem(
-            request,
-            403,
-            "Only hosts can change this conversation",
-            "Ask its host to make you a co-host if you should help run it.",
+    if not await convs.can_manage(db, conv, manager):
+        raise _Answer(
+            _problem(
+                request,
+                403,
+                "Only hosts can change this conversation",
+                "Ask its host to make you a co-host if you should help run it.",
+            )
         )
-    return conv, None
+    return conv, manager
 
 
 def _problem(request: Request, status: int, heading: str, message: str) -> Response:
@@ -297,49 +337,44 @@ async def _host_context(
 async def edit_form(
     request: Request, slug: str, db: DbDep, node: NodeDep, user: CurrentUser
 ) -> Response:
-    if user is None:
-        return _signin_redirect(request)
-    conv, refusal = await _managed(request, db, slug, user)
-    if conv is None:
-        assert refusal is not None
-        return refusal
+    conv, manager = await _managed(request, db, slug, user)
     values = _conv_values(conv, await convs.tags_of(db, conv))
-    context = await _host_context(request, db, node, conv, user)
+    context = await _host_context(request, db, node, conv, manager)
     return _render_form(request, values=values, errors={}, **context)
+
+
+def _keep_untouched_time(conv: Conversation, data: dict[str, Any]) -> None:
+    """The form shows whole minutes; an untouched field must not count as a new time."""
+    if data.get("scheduled_at") is None or conv.scheduled_at is None:
+        return
+    if data["scheduled_at"] == conv.scheduled_at.replace(second=0, microsecond=0):
+        data["scheduled_at"] = conv.scheduled_at
 
 
 @router.post("/c/{slug}/edit")
 async def save(
     request: Request, slug: str, db: DbDep, node: NodeDep, user: CurrentUser
 ) -> Response:
-    if user is None:
-        return _signin_redirect(request)
-    conv, refusal = await _managed(request, db, slug, user)
-    if conv is None:
-        assert refusal is not None
-        return refusal
+    conv, manager = await _managed(request, db, slug, user)
     form = await request.form()
-    scheduled = conv.state == ConversationState.SCHEDULED
-    data, errors = _parse_form(form, include_schedule=scheduled)
-    if scheduled and data["scheduled_at"] is not None and conv.scheduled_at is not None:
-        # The form shows whole minutes; an untouched field must not count as a new time.
-        stored = conv.scheduled_at.replace(second=0, microsecond=0)
-        if data["scheduled_at"] == stored:
-            data["scheduled_at"] = conv.scheduled_at
+    data, errors = _parse_form(form, include_schedule=conv.state == ConversationState.SCHEDULED)
+    _keep_untouched_time(conv, data)
     if not errors:
         try:
-            await convs.edit(db, conv, ConversationPatch.model_validate(data), user, node)
+            await convs.edit(db, conv, ConversationPatch.model_validate(data), manager, node)
             return _see_other(f"/c/{conv.slug}/edit?notice=saved")
-        except ValidationError as exc:
-            errors = _validation_errors(exc)
-        except ConversationError as exc:
-            errors = {exc.field or "form": exc.message}
+        except (ValidationError, ConversationError) as exc:
+            errors = _form_errors(exc)
+    # Show the page as stored, around what the person typed.
     await db.rollback()
     await db.refresh(conv)
-    context = await _host_context(request, db, node, conv, user)
+    context = await _host_context(request, db, node, conv, manager)
     return _render_form(
         request, values=_form_values(form), errors=errors, status_code=422, **context
     )
+
+
+# ---- host controls: each goes back to the edit page with a notice, or with why it was refused --
 
 
 def _back_to_edit(conv: Conversation, **params: str) -> RedirectResponse:
@@ -347,35 +382,20 @@ def _back_to_edit(conv: Conversation, **params: str) -> RedirectResponse:
     return _see_other(f"/c/{conv.slug}/edit" + (f"?{query}" if query else ""))
 
 
-@router.post("/c/{slug}/start")
-async def start(
-    request: Request, slug: str, db: DbDep, node: NodeDep, user: CurrentUser
-) -> Response:
-    return await _transition(request, slug, db, node, user, "start")
-
-
-@router.post("/c/{slug}/end")
-async def end(request: Request, slug: str, db: DbDep, node: NodeDep, user: CurrentUser) -> Response:
-    return await _transition(request, slug, db, node, user, "end")
-
-
-async def _transition(
-    request: Request, slug: str, db: AsyncSession, node: Node, user: User | None, action: str
-) -> Response:
-    if user is None:
-        return _signin_redirect(request)
-    conv, refusal = await _managed(request, db, slug, user)
-    if conv is None:
-        assert refusal is not None
-        return refusal
+@contextmanager
+def _refusal_back_to_edit(conv: Conversation) -> Iterator[None]:
+    """A refused host control answers with the edit page showing why."""
     try:
-        await convs.transition(db, conv, action, user, node)
+        yield
     except ConversationError as exc:
-        return _back_to_edit(conv, error=exc.message)
-    if action == "start":
-        # Going live means going to the room.
-        return _see_other(f"/c/{conv.slug}")
-    return _back_to_edit(conv, notice="ended")
+        raise _Answer(_back_to_edit(conv, error=exc.message)) from exc
+
+
+def _form_role(form: FormData, default: str) -> Role:
+    try:
+        return Role(str(form.get("role") or default))
+    except ValueError:
+        raise ConversationError("expected cohost, speaker or audience as the role") from None
 
 
 def _form_int(form: FormData, name: str, default: int) -> int:
@@ -385,32 +405,41 @@ def _form_int(form: FormData, name: str, default: int) -> int:
         return default
 
 
+@router.post("/c/{slug}/start")
+async def start(
+    request: Request, slug: str, db: DbDep, node: NodeDep, user: CurrentUser
+) -> Response:
+    conv, manager = await _managed(request, db, slug, user)
+    with _refusal_back_to_edit(conv):
+        await convs.transition(db, conv, "start", manager, node)
+    # Going live means going to the room.
+    return _see_other(f"/c/{conv.slug}")
+
+
+@router.post("/c/{slug}/end")
+async def end(request: Request, slug: str, db: DbDep, node: NodeDep, user: CurrentUser) -> Response:
+    conv, manager = await _managed(request, db, slug, user)
+    with _refusal_back_to_edit(conv):
+        await convs.transition(db, conv, "end", manager, node)
+    return _back_to_edit(conv, notice="ended")
+
+
 @router.post("/c/{slug}/invites")
 async def create_invite(
     request: Request, slug: str, db: DbDep, node: NodeDep, user: CurrentUser
 ) -> Response:
-    if user is None:
-        return _signin_redirect(request)
-    conv, refusal = await _managed(request, db, slug, user)
-    if conv is None:
-        assert refusal is not None
-        return refusal
+    conv, manager = await _managed(request, db, slug, user)
     form = await request.form()
-    try:
-        role = Role(str(form.get("role") or "speaker"))
+    with _refusal_back_to_edit(conv):
         issued = await invites.create_invite(
             db,
             conv,
-            user,
+            manager,
             secret_key=node.settings.secret_key,
-            role=role,
+            role=_form_role(form, "speaker"),
             ttl=timedelta(days=_form_int(form, "ttl_days", 7)),
             max_uses=_form_int(form, "max_uses", 1),
         )
-    except ValueError:
-        return _back_to_edit(conv, error="expected cohost, speaker or audience as the role")
-    except ConversationError as exc:
-        return _back_to_edit(conv, error=exc.message)
     return _back_to_edit(conv, invite=str(issued.invite.id))
 
 
@@ -418,16 +447,9 @@ async def create_invite(
 async def revoke_invite(
     request: Request, slug: str, invite_id: int, db: DbDep, user: CurrentUser
 ) -> Response:
-    if user is None:
-        return _signin_redirect(request)
-    conv, refusal = await _managed(request, db, slug, user)
-    if conv is None:
-        assert refusal is not None
-        return refusal
-    try:
-        await invites.revoke_invite(db, conv, invite_id, user)
-    except ConversationError as exc:
-        return _back_to_edit(conv, error=exc.message)
+    conv, manager = await _managed(request, db, slug, user)
+    with _refusal_back_to_edit(conv):
+        await invites.revoke_invite(db, conv, invite_id, manager)
     return _back_to_edit(conv, notice="revoked")
 
 
@@ -435,20 +457,10 @@ async def revoke_invite(
 async def set_role(
     request: Request, slug: str, user_id: int, db: DbDep, node: NodeDep, user: CurrentUser
 ) -> Response:
-    if user is None:
-        return _signin_redirect(request)
-    conv, refusal = await _managed(request, db, slug, user)
-    if conv is None:
-        assert refusal is not None
-        return refusal
+    conv, manager = await _managed(request, db, slug, user)
     form = await request.form()
-    try:
-        role = Role(str(form.get("role") or ""))
-        await convs.set_role(db, conv, user, user_id, role, node)
-    except ValueError:
-        return _back_to_edit(conv, error="expected cohost, speaker or audience as the role")
-    except ConversationError as exc:
-        return _back_to_edit(conv, error=exc.message)
+    with _refusal_back_to_edit(conv):
+        await convs.set_role(db, conv, manager, user_id, _form_role(form, ""), node)
     return _back_to_edit(conv, notice="role")
 
 
@@ -495,49 +507,48 @@ async def invite(request: Request, token: str, db: DbDep, node: NodeDep) -> Resp
     return await _invite_page(request, db, node, token)
 
 
+async def _new_guest(
+    request: Request, db: AsyncSession, node: Node, token: str, response: Response
+) -> User:
+    """A guest with the name typed on the invite page, signed in through `response`'s cookie;
+    otherwise answers with the invite page again, showing why not."""
+    form = await request.form()
+    display_name = str(form.get("display_name") or "")
+    try:
+        # The same per-address limit as POST /api/guest, so this is no way around it.
+        security.check_rate(request, "guest", security.client_address(request))
+        guest = await accounts.create_guest(db, display_name)
+        session = await accounts.create_session(db, guest)
+        await db.commit()
+    except (accounts.AccountError, security.ApiError) as exc:
+        await db.rollback()
+        page = await _invite_page(
+            request,
+            db,
+            node,
+            token,
+            error=exc.message,
+            status_code=exc.status,
+            display_name=display_name,
+        )
+        raise _Answer(page) from exc
+    security.set_session_cookie(response, request, session, guest)
+    return guest
+
+
 @router.post("/invite/{token}")
 async def accept(
     request: Request, token: str, db: DbDep, node: NodeDep, user: CurrentUser
 ) -> Response:
     """Accept as the signed-in person, or first become a guest with the name typed here."""
     response = _see_other("/")  # replaced below; carries the guest's session cookie if any
-    display_name = ""
     try:
         # Check the link first, so a dead link does not leave a guest account behind.
         await invites.open_invite(db, token, secret_key=node.settings.secret_key)
     except ConversationError:
         return await _invite_page(request, db, node, token)
     if user is None:
-        form = await request.form()
-        display_name = str(form.get("display_name") or "")
-        try:
-            # The same per-address limit as POST /api/guest, so this is no way around it.
-            security.check_rate(request, "guest", security.client_address(request))
-            user = await accounts.create_guest(db, display_name)
-            session = await accounts.create_session(db, user)
-            await db.commit()
-        except accounts.AccountError as exc:
-            await db.rollback()
-            return await _invite_page(
-                request,
-                db,
-                node,
-                token,
-                error=exc.message,
-                status_code=exc.status,
-                display_name=display_name,
-            )
-        except security.ApiError as exc:
-            return await _invite_page(
-                request,
-                db,
-                node,
-                token,
-                error=exc.message,
-                status_code=exc.status,
-                display_name=display_name,
-            )
-        security.set_session_cookie(response, request, session, user)
+        user = await _new_guest(request, db, node, token, response)
     try:
         conv, _role = await invites.accept_invite(
             db, token, user, secret_key=node.settings.secret_key, node=node

@@ -12,19 +12,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
 from junto import conversations
 from junto.realtime import actions
 from junto.realtime import log as room_log
+from junto.realtime.log import StoredEvent
 from junto.realtime.protocol import BODY_HARD_MAX, MAX_ROW_ID, REACTION_KINDS, ActionError
 from junto.realtime.text import normalise_tag
 from junto.realtime.views import backchannel_page, chat_page
 from junto.storage.tables import Conversation, User
+from junto.web.conversations_api import answering
 from junto.web.deps import DbDep, NodeDep
 from junto.web.security import ApiError, CurrentUser, error_response
-
-router = APIRouter(prefix="/api/conversations/{slug}", tags=["room"])
 
 # ActionError code -> HTTP status for the REST mirror.
 STATUS_FOR_CODE = {
@@ -147,6 +147,10 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
 
 
+# Whatever refuses a chat message or a backchannel post (see `dispatch`).
+POSTING_ERRORS = _errors(401, 403, 404, 409, 413, 429)
+
+
 # ---- helpers -------------------------------------------------------------------------------------
 
 
@@ -174,14 +178,22 @@ def action_error_response(exc: ActionError) -> JSONResponse:
     return error_response(STATUS_FOR_CODE.get(exc.code, 400), exc.code, exc.message, headers)
 
 
-async def _post(node: NodeDep, conv: Conversation, user: User | None, frame: dict[str, Any]) -> Any:
-    try:
-        event = await actions.dispatch(node, conv, user, frame)
-    except ActionError as exc:
-        return action_error_response(exc)
+async def _send(
+    db: DbDep, node: NodeDep, slug: str, user: User | None, frame: dict[str, Any]
+) -> StoredEvent:
+    """Send `frame` as `user` in the conversation; a refusal raises ActionError, which the
+    router answers with its HTTP status (see `action_error_response`)."""
+    conv = await _visible(db, slug, user)
+    event = await actions.dispatch(node, conv, user, frame)
     assert event is not None  # sending always creates an event
     return event
 
+
+router = APIRouter(
+    prefix="/api/conversations/{slug}",
+    tags=["room"],
+    route_class=answering(ActionError, action_error_response),
+)
 
 # ---- routes -------------------------------------------------------------------------------------
 
@@ -230,34 +242,28 @@ async def read_backchannel(
     "/chat",
     status_code=201,
     response_model=ChatPosted,
-    responses=_errors(401, 403, 404, 409, 413, 429),
+    responses=POSTING_ERRORS,
 )
 async def post_chat(
     slug: Slug, payload: TextIn, db: DbDep, node: NodeDep, user: CurrentUser
 ) -> Any:
     """Send a chat message (the same rules as `chat.send` over the WebSocket)."""
-    conv = await _visible(db, slug, user)
-    result = await _post(node, conv, user, {"type": "chat.send", "body": payload.body})
-    if isinstance(result, Response):
-        return result
-    return {"event_id": result.id, "message": result.data["message"]}
+    event = await _send(db, node, slug, user, {"type": "chat.send", "body": payload.body})
+    return {"event_id": event.id, "message": event.data["message"]}
 
 
 @router.post(
     "/backchannel",
     status_code=201,
     response_model=BackchannelPosted,
-    responses=_errors(401, 403, 404, 409, 413, 429),
+    responses=POSTING_ERRORS,
 )
 async def post_backchannel(
     slug: Slug, payload: TextIn, db: DbDep, node: NodeDep, user: CurrentUser
 ) -> Any:
     """Post to the backchannel (the same rules as `backchannel.post` over the WebSocket)."""
-    conv = await _visible(db, slug, user)
-    result = await _post(node, conv, user, {"type": "backchannel.post", "body": payload.body})
-    if isinstance(result, Response):
-        return result
-    return {"event_id": result.id, "post": result.data["post"]}
+    event = await _send(db, node, slug, user, {"type": "backchannel.post", "body": payload.body})
+    return {"event_id": event.id, "post": event.data["post"]}
 
 
 @router.get("/events", response_model=RoomEvents, responses=_errors(404))
