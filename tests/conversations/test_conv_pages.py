@@ -182,6 +182,19 @@ async def test_invites_from_the_edit_page_and_a_guest_accepting_without_javascri
     assert (await late.client.get("/api/me")).status_code == 401
 
 
+async def test_absurd_invite_lifetimes_get_a_clear_error(world: World) -> None:
+    ana = await world.member("ana")
+    slug = await create_by_form(ana, title="Numbers")
+    for days in ("1000000000000", "-99999999999", "91"):
+        made = await ana.form(
+            f"/c/{slug}/invites", {"role": "speaker", "max_uses": "1", "ttl_days": days}
+        )
+        assert made.status_code == 303, (days, made.text)
+        page = (await ana.client.get(made.headers["location"])).text
+        assert "between 1 minute and 90 days" in page
+        assert "No invite links are open" in page
+
+
 async def test_bad_invite_links_get_a_clear_page(world: World) -> None:
     anonymous = world.anonymous()
     garbage = await anonymous.client.get("/invite/garbage")

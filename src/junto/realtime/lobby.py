@@ -222,9 +222,11 @@ class Lobby:
     # ---- entries ------------------------------------------------------------------------------
 
     async def _refresh(self, conversation_id: int) -> None:
-        """Re-read one conversation's entry (only if a lobby list is loaded at all)."""
-        if self._entries is None:
+        """Re-read one conversation's entry (only if a lobby list is loaded or loading)."""
+        if self._entries is None and not self._load_lock.locked():
             return
+        # A load in progress may have read the database before this change: wait for it (it
+        # holds the lock) and apply the change on top, or the first lobby client would miss it.
         async with self._load_lock, self.hub.node.db() as db:
             conv = await db.get(Conversation, conversation_id, populate_existing=True)
             entries = self._entries

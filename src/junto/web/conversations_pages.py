@@ -398,11 +398,18 @@ def _form_role(form: FormData, default: str) -> Role:
         raise ConversationError("expected cohost, speaker or audience as the role") from None
 
 
+# Form numbers are clamped before the domain checks their real range: an absurd value such as
+# ttl_days=10**12 would otherwise overflow date arithmetic (a 500) instead of getting the
+# domain's clear "between 1 minute and 90 days".
+FORM_INT_LIMIT = 1_000_000
+
+
 def _form_int(form: FormData, name: str, default: int) -> int:
     try:
-        return int(str(form.get(name) or default))
+        value = int(str(form.get(name) or default))
     except ValueError:
         return default
+    return max(-FORM_INT_LIMIT, min(value, FORM_INT_LIMIT))
 
 
 @router.post("/c/{slug}/start")
