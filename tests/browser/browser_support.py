@@ -37,7 +37,7 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from conftest import LiveNode, make_live_node
+from conftest import IN_CI, LiveNode, make_live_node
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -112,6 +112,8 @@ CHROMIUM_PROCESS = SharedChromium()
 async def browser() -> AsyncIterator[Browser]:
     """The session's headless Chromium; each test opens its own contexts in it."""
     if not Path(CHROMIUM).exists():
+        if IN_CI:  # a missing browser must fail CI, never pass it silently
+            pytest.fail(f"{CHROMIUM} is not installed", pytrace=False)
         pytest.skip(f"{CHROMIUM} is not installed")
     chromium = await CHROMIUM_PROCESS.acquire()
     try:
