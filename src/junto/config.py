@@ -50,6 +50,10 @@ class Limits:
     # creation and password-reset requests per client address.
     signin_burst: int = 10
     signin_per_second: float = 1 / 30
+    # Per address across all usernames, against password spraying: generous enough for a
+    # conference on one NAT address, far too slow to try a password against every member.
+    signin_address_burst: int = 60
+    signin_address_per_second: float = 1 / 5
     signup_burst: int = 20
     signup_per_second: float = 1 / 30
     guest_create_burst: int = 10

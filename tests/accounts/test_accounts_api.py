@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import httpx
 import pytest
@@ -259,6 +260,45 @@ async def test_signin_attempts_are_rate_limited(app_client: httpx.AsyncClient) -
         "/api/signin", json={"username": "kim", "password": PASSWORD}, headers=headers
     )
     assert right.status_code == 429
+
+
+async def test_password_spraying_across_usernames_is_rate_limited(
+    app_client: httpx.AsyncClient,
+) -> None:
+    await signup(app_client, "lee")
+    headers = await csrf_headers(app_client)
+    statuses = []
+    started = time.monotonic()
+    # One guess per username, never tripping a per-username limit: the per-address one stops it
+    # after its burst of 60, refilling one attempt per 5 s while the guesses go on.
+    for n in range(75):
+        r = await app_client.post(
+            "/api/signin",
+            json={"username": f"member_{n}", "password": "Summer2026!"},
+            headers=headers,
+        )
+        statuses.append(r.status_code)
+    refilled = (time.monotonic() - started) / 5
+    assert statuses[:60] == [401] * 60
+    assert 429 in statuses
+    assert statuses.count(401) <= 60 + refilled + 1
+    assert set(statuses) == {401, 429}
+
+
+async def test_reset_links_never_come_from_the_request_host(
+    app_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    await signup(app_client, "max")
+    with caplog.at_level(logging.WARNING, logger="junto.accounts"):
+        r = await app_client.post(
+            "/api/password/forgot",
+            json={"username": "max"},
+            headers={**await csrf_headers(app_client), "Host": "attacker.example"},
+        )
+    assert r.status_code == 202
+    (link,) = [m for m in caplog.messages if "reset-password?token=" in m]
+    assert "attacker.example" not in link
+    assert "http://127.0.0.1:8000/reset-password?token=" in link
 
 
 async def test_guest_creation_is_rate_limited(app_client: httpx.AsyncClient) -> None:

@@ -164,6 +164,7 @@ async def signup(body: SignupIn, request: Request, response: Response, db: DbDep
     summary="Sign in with username and password",
 )
 async def signin(body: SigninIn, request: Request, response: Response, db: DbDep) -> Me:
+    check_rate(request, "signin_address", client_address(request))
     check_rate(request, "signin", signin_rate_key(request, body.username))
     user = await accounts.authenticate(db, body.username, body.password)
     return await _signed_in_as(db, request, response, user)
@@ -246,7 +247,10 @@ async def request_reset(request: Request, db: DbDep, username: str) -> None:
         return
     await db.commit()
     settings = request.app.state.settings
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    # Never build the link from the request's Host header: anyone could make the operator
+    # forward a link to their own site, carrying a valid token. Without a configured public URL
+    # the node's own listening address is the honest guess (the CLI does the same).
+    base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
     log.warning(
         "password reset requested for %r: %s/reset-password?token=%s (valid 1 hour)",
         username.strip().lower(),

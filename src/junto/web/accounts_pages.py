@@ -107,6 +107,7 @@ async def signin_submit(request: Request, db: DbDep) -> Response:
     target = safe_next(form.get("next"))
     ctx = {"username": username, "next": target, "next_query": _next_query(target)}
     try:
+        check_rate(request, "signin_address", client_address(request))
         check_rate(request, "signin", signin_rate_key(request, username))
         user = await accounts.authenticate(db, username, form.get("password", ""))
     except ApiError as exc:

@@ -416,6 +416,7 @@ class AccountLimiters:
     signup: TokenBucket
     guest: TokenBucket
     reset_request: TokenBucket
+    signin_address: TokenBucket
 
     @classmethod
     def from_limits(cls, limits: Limits) -> AccountLimiters:
@@ -424,6 +425,9 @@ class AccountLimiters:
             signup=TokenBucket(limits.signup_burst, limits.signup_per_second),
             guest=TokenBucket(limits.guest_create_burst, limits.guest_create_per_second),
             reset_request=TokenBucket(limits.reset_request_burst, limits.reset_request_per_second),
+            signin_address=TokenBucket(
+                limits.signin_address_burst, limits.signin_address_per_second
+            ),
         )
 
 
