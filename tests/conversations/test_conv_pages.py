@@ -82,6 +82,7 @@ async def test_form_errors_are_shown_next_to_the_input_that_is_kept(world: World
     assert response.status_code == 422
     html = response.text
     assert 'id="title-error"' in html and 'aria-invalid="true"' in html
+    assert "Please fill this in." in html and "String should" not in html
     assert 'id="tags-error"' in html and "tag 2:" in html
     assert 'id="language-error"' in html
     assert ">Keep me &lt;b&gt;</textarea>" in html
@@ -92,6 +93,18 @@ async def test_form_errors_are_shown_next_to_the_input_that_is_kept(world: World
     past = await ana.form("/conversations/new", form_fields(scheduled_at="2001-01-01T10:00"))
     assert past.status_code == 422 and 'id="scheduled_at-error"' in past.text
     assert "must be in the future" in past.text
+
+
+async def test_form_errors_speak_plainly_about_lengths(world: World) -> None:
+    ana = await world.member("ana")
+    response = await ana.form(
+        "/conversations/new",
+        form_fields(title="x" * 201, tags=", ".join(f"t{n}" for n in range(11))),
+    )
+    assert response.status_code == 422
+    assert "Please keep it to 200 characters or fewer." in response.text
+    assert "Please use at most 10 tags." in response.text
+    assert "String should" not in response.text and "List should" not in response.text
 
 
 async def test_forms_without_the_csrf_token_are_refused(world: World) -> None:

@@ -159,12 +159,28 @@ def _split_tags(text: str) -> list[str]:
     return [t for t in (part.strip() for part in text.replace("\n", ",").split(",")) if t]
 
 
+def _plain_message(error: Any, field: str) -> str:
+    """Pydantic's wording ("String should have at least 1 character") in words for people."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
+        return "Please fill this in."
+    if kind == "string_too_short":
+        return f"Please use at least {ctx['min_length']} characters."
+    if kind == "string_too_long":
+        return f"Please keep it to {ctx['max_length']} characters or fewer."
+    if kind == "too_long":
+        return f"Please use at most {ctx['max_length']} {field}."  # a list field: "10 tags"
+    if kind in {"enum", "literal_error"}:
+        return "Please choose one of the options."
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _validation_errors(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         loc = error["loc"]
         field = str(loc[0]) if loc else "form"
-        message = error["msg"].removeprefix("Value error, ")
+        message = _plain_message(error, field)
         if field == "tags" and len(loc) > 1 and isinstance(loc[1], int):
             message = f"tag {loc[1] + 1}: {message}"
         errors.setdefault(field, message)
