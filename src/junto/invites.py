@@ -181,6 +181,14 @@ async def accept_invite(
         raise ConversationError(
             "a host has blocked you in this conversation", status=403, code="blocked"
         )
+    if invite.role == Role.COHOST and user.is_guest:
+        # Co-hosts moderate, start and end the conversation; a link can travel further than
+        # intended, so those powers go only to someone with an account the node can hold to it.
+        raise ConversationError(
+            "co-hosts need an account: sign up or sign in, then open this link again",
+            status=403,
+            code="members_only",
+        )
     # Count the use with a guarded UPDATE so two people racing for the last use cannot both win.
     used = await db.execute(
         update(Invite)

@@ -53,6 +53,22 @@ async def test_valid_invite_makes_a_member_and_a_guest_speakers(world: World) ->
     assert listed == []  # both uses spent: the link no longer works, so it is not listed
 
 
+async def test_cohost_invites_need_an_account(world: World) -> None:
+    ana = await world.member("ana")
+    bob = await world.member("bob")
+    visitor = await world.guest("Visitor")
+    slug = (await ana.create())["slug"]
+    made = await invite(ana, slug, max_uses=1, role="cohost")
+    refused = await accept(visitor, made["token"])
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "members_only"
+    assert "sign up or sign in" in refused.json()["message"]
+    assert await role_of(visitor, slug) is None
+    # The refusal spent nothing: a member can still use the only use.
+    assert (await accept(bob, made["token"])).status_code == 200
+    assert await role_of(bob, slug) == "cohost"
+
+
 async def test_accepting_twice_uses_nothing_and_hosts_are_never_downgraded(world: World) -> None:
     ana = await world.member("ana")
     bob = await world.member("bob")

@@ -208,6 +208,29 @@ async def test_absurd_invite_lifetimes_get_a_clear_error(world: World) -> None:
         assert "No invite links are open" in page
 
 
+async def test_cohost_invite_pages_ask_for_an_account(world: World) -> None:
+    ana = await world.member("ana")
+    slug = await create_by_form(ana, title="Co-hosted")
+    made = await ana.form(
+        f"/c/{slug}/invites", {"role": "cohost", "max_uses": "1", "ttl_days": "1"}
+    )
+    page = (await ana.client.get(made.headers["location"])).text
+    (url,) = re.findall(r'value="(http://testserver/invite/[^"]+)"', page)
+    path = url.removeprefix("http://testserver")
+
+    visitor = world.anonymous()
+    invitation = (await visitor.client.get(path)).text
+    assert 'name="display_name"' not in invitation and "/signup?next=" in invitation
+    # Posting a name anyway creates no guest and spends nothing.
+    await visitor.form(path, {"display_name": "Sneaky"})
+    assert (await visitor.client.get("/api/me")).status_code == 401
+
+    guest = await world.guest("Gus")
+    shown = (await guest.client.get(path)).text
+    assert "Co-hosts need an account" in shown and "Accept and join" not in shown
+    assert "used 0 of 1" in (await ana.client.get(f"/c/{slug}/edit")).text
+
+
 async def test_bad_invite_links_get_a_clear_page(world: World) -> None:
     anonymous = world.anonymous()
     garbage = await anonymous.client.get("/invite/garbage")

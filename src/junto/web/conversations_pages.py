@@ -567,8 +567,11 @@ async def accept(
     response = _see_other("/")  # replaced below; carries the guest's session cookie if any
     try:
         # Check the link first, so a dead link does not leave a guest account behind.
-        await invites.open_invite(db, token, secret_key=node.settings.secret_key)
+        invite, _conv = await invites.open_invite(db, token, secret_key=node.settings.secret_key)
     except ConversationError:
+        return await _invite_page(request, db, node, token)
+    if user is None and invite.role == Role.COHOST:
+        # Nor does a co-host invite, which a guest cannot accept (invites.accept_invite).
         return await _invite_page(request, db, node, token)
     if user is None:
         user = await _new_guest(request, db, node, token, response)
