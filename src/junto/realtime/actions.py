@@ -318,13 +318,20 @@ async def _chat_edit(ctx: _Context, action: p.ChatEdit) -> None:
 async def _chat_delete(ctx: _Context, action: p.ChatDelete) -> None:
     # Allowed in any state: a host may clean up an ended conversation's archive.
     message = await _chat_message(ctx, action.message_id)
-    if message.author_id != ctx.actor.id and not ctx.is_moderator:
-        raise ActionError("forbidden", "only the author, hosts and co-hosts can delete a message")
+    await _soft_delete(ctx, message, "message", "chat.deleted", "message_id")
+
+
+async def _soft_delete(
+    ctx: _Context, row: ChatMessage | BackchannelPost, noun: str, event: str, id_key: str
+) -> None:
+    """Delete a chat message or backchannel post: its author may, and so may moderators."""
+    if row.author_id != ctx.actor.id and not ctx.is_moderator:
+        raise ActionError("forbidden", f"only the author, hosts and co-hosts can delete a {noun}")
     # The row stays (with who deleted it and when) so moderation can be audited.
-    message.deleted_at = ctx.now
-    message.deleted_by = ctx.actor.id
+    row.deleted_at = ctx.now
+    row.deleted_by = ctx.actor.id
     await ctx.db.flush()
-    await ctx.emit("chat.deleted", {"message_id": message.id, "by": ctx.actor.id})
+    await ctx.emit(event, {id_key: row.id, "by": ctx.actor.id})
 
 
 # ---- backchannel -------------------------------------------------------------------------------
@@ -364,12 +371,7 @@ async def _post(ctx: _Context, post_id: int) -> BackchannelPost:
 
 async def _backchannel_delete(ctx: _Context, action: p.BackchannelDelete) -> None:
     post = await _post(ctx, action.post_id)
-    if post.author_id != ctx.actor.id and not ctx.is_moderator:
-        raise ActionError("forbidden", "only the author, hosts and co-hosts can delete a post")
-    post.deleted_at = ctx.now
-    post.deleted_by = ctx.actor.id
-    await ctx.db.flush()
-    await ctx.emit("backchannel.deleted", {"post_id": post.id, "by": ctx.actor.id})
+    await _soft_delete(ctx, post, "post", "backchannel.deleted", "post_id")
 
 
 async def _backchannel_react(ctx: _Context, action: p.BackchannelReact) -> None:
