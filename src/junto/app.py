@@ -14,6 +14,7 @@ from junto import __version__
 from junto.config import Settings
 from junto.node import Node
 from junto.pubsub import make_pubsub
+from junto.ratelimit import PostingLimiters
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
 from junto.web.render import STATIC_DIR
@@ -34,7 +35,13 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         engine = make_engine(url)
         pubsub = make_pubsub(settings.pubsub_url)
         await pubsub.start()
-        node = Node(settings=settings, engine=engine, db=make_sessionmaker(engine), pubsub=pubsub)
+        node = Node(
+            settings=settings,
+            engine=engine,
+            db=make_sessionmaker(engine),
+            pubsub=pubsub,
+            posting_limits=PostingLimiters(settings.limits),
+        )
         from junto.realtime.hub import Hub
 
         node.hub = Hub(node)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from junto.config import Settings
 from junto.pubsub import PubSub
+from junto.ratelimit import PostingLimiters
 
 if TYPE_CHECKING:
     from junto.realtime.hub import Hub
@@ -20,8 +21,8 @@ class Node:
     engine: AsyncEngine
     db: async_sessionmaker[AsyncSession]
     pubsub: PubSub
+    posting_limits: PostingLimiters
     hub: Hub | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def database_backend(self) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+from junto.config import Limits
+
 
 class TokenBucket:
     """`burst` actions at once, refilled at `per_second`; memory stays bounded.
@@ -57,3 +59,14 @@ class TokenBucket:
     def _enforce_cap(self) -> None:
         while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
+
+
+class PostingLimiters:
+    """What people post in rooms, per person: one bucket for members, a stricter one for guests."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.members = TokenBucket(limits.member_burst, limits.member_per_second)
+        self.guests = TokenBucket(limits.guest_burst, limits.guest_per_second)
+
+    def take(self, key: str, *, guest: bool) -> float:
+        return (self.guests if guest else self.members).take(key)

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.accounts import person
 from junto.conversations import iso
-from junto.ratelimit import TokenBucket
 from junto.realtime import log as room_log
 from junto.realtime import protocol as p
 from junto.realtime.protocol import ActionError
@@ -57,8 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["ActionError", "dispatch", "snapshot", "viewer_info"]
 
 log = logging.getLogger("junto.realtime.actions")
-
-_BUCKETS_KEY = "junto.realtime.actions.buckets"
 
 
 # ---- the entry point ---------------------------------------------------------------------------
@@ -178,16 +175,7 @@ def _rate_limit(node: Node, actor: User, action: p.Frame) -> None:
     family = _RATE_KEYS.get(type(action))
     if family is None:
         return
-    buckets: tuple[TokenBucket, TokenBucket] | None = node.extras.get(_BUCKETS_KEY)
-    if buckets is None:
-        limits = node.settings.limits
-        buckets = (
-            TokenBucket(limits.member_burst, limits.member_per_second),
-            TokenBucket(limits.guest_burst, limits.guest_per_second),
-        )
-        node.extras[_BUCKETS_KEY] = buckets
-    bucket = buckets[1] if actor.is_guest else buckets[0]
-    wait = bucket.take(f"{actor.id}:{family}")
+    wait = node.posting_limits.take(f"{actor.id}:{family}", guest=actor.is_guest)
     if wait > 0:
         raise ActionError(
             "rate_limited", f"too many messages: try again in {wait:.1f} s", retry_after=wait
