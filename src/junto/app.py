@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from junto import __version__
 from junto.config import Settings
+from junto.media.backends import build_media_backend
 from junto.node import Node
 from junto.pubsub import make_pubsub
 from junto.ratelimit import PostingLimiters
@@ -46,18 +47,30 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
         node.hub = Hub(node)
         await node.hub.start()
+        node.media = build_media_backend(settings)
+        if node.media is not None:
+            from junto.realtime.signaling import StageMedia
+
+            await node.media.start()
+            node.stage = StageMedia(node, node.media)
+            node.hub.event_listeners.append(node.stage.on_room_event)
         app.state.node = node
         log.info(
-            "junto %s node %s up: database=%s pubsub=%s",
+            "junto %s node %s up: database=%s pubsub=%s media=%s",
             __version__,
             settings.node_id,
             node.database_backend,
             pubsub.name,
+            node.media.name if node.media is not None else "off",
         )
         try:
             yield
         finally:
             await node.hub.stop()
+            if node.stage is not None:
+                await node.stage.stop()
+            if node.media is not None:
+                await node.media.stop()
             await pubsub.close()
             await engine.dispose()
 

@@ -25,6 +25,12 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    """A comma- or space-separated list: JUNTO_STUN_URLS="stun:a:3478, stun:b:3478"."""
+    raw = os.environ.get(ENV_PREFIX + name, "")
+    return tuple(part for part in raw.replace(",", " ").split() if part)
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(ENV_PREFIX + name)
     return default if raw is None or raw == "" else int(raw)
@@ -76,6 +82,20 @@ class Settings:
     heartbeat_seconds: float = 15.0
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
+    # Media (the stage). "embedded" is the SFU inside the node; "none" turns live media off.
+    media_backend: str = "embedded"
+    # Addresses the SFU offers as ICE host candidates; empty: every interface but loopback.
+    # Tests on one machine need "127.0.0.1"; a node behind NAT with a fixed public address can
+    # list it here (or use TURN).
+    media_addresses: tuple[str, ...] = ()
+    # WebRTC viewers (subscriptions of people not on stage) this node serves at once.
+    media_max_viewers: int = 50
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    # coturn's static-auth-secret: the node hands out short-lived TURN credentials signed with it
+    # (https://github.com/coturn/coturn/wiki/turnserver, "use-auth-secret").
+    turn_secret: str = ""
+    turn_ttl_seconds: int = 6 * 3600
 
     @property
     def effective_database_url(self) -> str:
@@ -124,4 +144,11 @@ def load_settings() -> Settings:
         log_level=_env("LOG_LEVEL", "info"),
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", "15")),
         limits=_limits_from_env(),
+        media_backend=_env("MEDIA_BACKEND", "embedded"),
+        media_addresses=_env_list("MEDIA_ADDRESSES"),
+        media_max_viewers=_env_int("MEDIA_MAX_VIEWERS", 50),
+        stun_urls=_env_list("STUN_URLS"),
+        turn_urls=_env_list("TURN_URLS"),
+        turn_secret=_env("TURN_SECRET", ""),
+        turn_ttl_seconds=_env_int("TURN_TTL_SECONDS", 6 * 3600),
     )

@@ -12,7 +12,9 @@ from junto.pubsub import PubSub
 from junto.ratelimit import PostingLimiters
 
 if TYPE_CHECKING:
+    from junto.media.base import MediaBackend
     from junto.realtime.hub import Hub
+    from junto.realtime.signaling import StageMedia
 
 
 @dataclass
@@ -23,6 +25,8 @@ class Node:
     pubsub: PubSub
     posting_limits: PostingLimiters
     hub: Hub | None = None
+    media: MediaBackend | None = None  # None when live media is turned off
+    stage: StageMedia | None = None
 
     @property
     def database_backend(self) -> str:

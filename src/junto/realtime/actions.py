@@ -38,9 +38,11 @@ from junto.realtime.views import (
     viewer_info,
 )
 from junto.storage.tables import (
+    CONSENT_STATEMENT,
     BackchannelPost,
     ChatMessage,
     Conversation,
+    MediaConsent,
     Participant,
     Reaction,
     Role,
@@ -69,7 +71,9 @@ async def dispatch(
     Raises ActionError for anything refused; then nothing has been stored.
     """
     action = p.parse_client_frame(frame)
-    if isinstance(action, p.Hello | p.Ping):
+    if type(action) not in _HANDLERS:
+        # hello, ping, and media signaling, which only makes sense on the socket that carries
+        # the media session (junto.realtime.signaling).
         raise ActionError("bad_message", f"expected a room action, got {action.type}")
     if actor is None:
         raise ActionError(
@@ -557,6 +561,28 @@ async def _room_settings(ctx: _Context, action: p.RoomSettings) -> None:
     await ctx.emit("room.settings", after)
 
 
+# ---- consent to be recorded ----------------------------------------------------------------------
+
+
+async def _media_consent(ctx: _Context, action: p.MediaConsentGive) -> None:
+    """A speaker agrees to be recorded, transcribed and published here (repeats: no-ops)."""
+    if ctx.me.role == Role.AUDIENCE:
+        raise ActionError("not_on_stage", "expected to be on stage to give consent, got audience")
+    if ctx.me.blocked:
+        raise ActionError("blocked", "you are blocked in this conversation")
+    if await ctx.db.get(MediaConsent, (ctx.conv.id, ctx.actor.id)) is not None:
+        return
+    row = MediaConsent(
+        conversation_id=ctx.conv.id,
+        user_id=ctx.actor.id,
+        given_at=ctx.now,
+        statement=CONSENT_STATEMENT,
+    )
+    ctx.db.add(row)
+    await ctx.db.flush()
+    await ctx.emit("stage.consent", {"user": person(ctx.actor), "given_at": iso(ctx.now)})
+
+
 _Handler = Callable[[_Context, Any], Awaitable[None]]
 _HANDLERS: dict[type[p.Frame], _Handler] = {
     p.ChatSend: _chat_send,
@@ -574,4 +600,5 @@ _HANDLERS: dict[type[p.Frame], _Handler] = {
     p.ParticipantBlock: _participant_block,
     p.ParticipantUnblock: _participant_unblock,
     p.RoomSettings: _room_settings,
+    p.MediaConsentGive: _media_consent,
 }

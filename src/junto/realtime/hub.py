@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from junto.realtime.connection import CLOSE_GOING_AWAY, Connection
@@ -36,6 +37,9 @@ class Hub:
         self._linger: dict[int, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.stopping = False
+        # Called with (conversation id, event type, frame) for every room event this process
+        # emits, in stream order; listeners must be quick and must not raise.
+        self.event_listeners: list[Callable[[int, str, bytes], None]] = []
 
     async def start(self) -> None:
         await self.lobby.start()

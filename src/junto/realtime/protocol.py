@@ -48,6 +48,15 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"
     INVALID_STATE = "invalid_state"
     BAD_RESUME = "bad_resume"
+    # Media (docs/protocol.md, "Media errors"); the same values as junto.media.base.MediaErrorCode.
+    BAD_SDP = "bad_sdp"
+    UNSUPPORTED_CODEC = "unsupported_codec"
+    ICE_FAILED = "ice_failed"
+    NOT_ON_STAGE = "not_on_stage"
+    CONSENT_REQUIRED = "consent_required"
+    NO_SUCH_TRACK = "no_such_track"
+    SEATS_FULL = "seats_full"
+    MEDIA_UNAVAILABLE = "media_unavailable"
 
 
 class ActionError(Exception):
@@ -171,6 +180,10 @@ class RoomSettings(Frame):
         return self
 
 
+class MediaConsentGive(Frame):
+    type: Literal["media.consent"]
+
+
 RoomAction = (
     ChatSend
     | ChatEdit
@@ -187,22 +200,86 @@ RoomAction = (
     | ParticipantBlock
     | ParticipantUnblock
     | RoomSettings
+    | MediaConsentGive
 )
-ClientFrame = Annotated[Hello | Ping | RoomAction, Field(discriminator="type")]
+
+
+# ---- media signaling (docs/protocol.md, "Media signaling"): not stored, handled by
+# junto.realtime.signaling rather than junto.realtime.actions ----------------------------------
+
+# An SDP blob; the frame limit (ws_message_max_bytes) bounds it too.
+Sdp = Annotated[str, Field(min_length=1, max_length=12_288)]
+MediaSource = Literal["camera", "screen"]
+
+
+class MediaPublish(Frame):
+    type: Literal["media.publish"]
+    source: MediaSource
+    sdp: Sdp
+
+
+class MediaUnpublish(Frame):
+    type: Literal["media.unpublish"]
+    source: MediaSource
+
+
+class MediaSubscribe(Frame):
+    type: Literal["media.subscribe"]
+    user_ids: Annotated[list[Id], Field(min_length=1, max_length=64)] | None = None
+
+
+class MediaAnswer(Frame):
+    type: Literal["media.answer"]
+    version: Annotated[int, Field(ge=1, le=_MAX_ID)]
+    sdp: Sdp
+
+
+class MediaUnsubscribe(Frame):
+    type: Literal["media.unsubscribe"]
+
+
+class MediaCandidate(Frame):
+    type: Literal["media.candidate"]
+    target: Literal["camera", "screen", "subscribe"]
+    candidate: Annotated[str, Field(max_length=1024)]
+    sdp_mid: Annotated[str, Field(max_length=64)] | None = None
+
+
+class MediaState(Frame):
+    type: Literal["media.state"]
+    audio_muted: bool
+    video_off: bool
+    quality: Literal["good", "fair", "poor"] | None = None
+
+
+MediaSignal = (
+    MediaPublish
+    | MediaUnpublish
+    | MediaSubscribe
+    | MediaAnswer
+    | MediaUnsubscribe
+    | MediaCandidate
+    | MediaState
+)
+MEDIA_SIGNAL_TYPES = frozenset(
+    get_args(model.model_fields["type"].annotation)[0] for model in get_args(MediaSignal)
+)
+
+ClientFrame = Annotated[Hello | Ping | RoomAction | MediaSignal, Field(discriminator="type")]
 
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
 CLIENT_TYPES: tuple[str, ...] = tuple(
     get_args(model.model_fields["type"].annotation)[0]
-    for model in (Hello, Ping, *get_args(RoomAction))
+    for model in (Hello, Ping, *get_args(RoomAction), *get_args(MediaSignal))
 )
 
 
-def parse_client_frame(raw: object) -> Hello | Ping | RoomAction:
+def parse_client_frame(raw: object) -> Hello | Ping | RoomAction | MediaSignal:
     """Validate a decoded JSON value as a client frame, or raise ActionError("bad_message")."""
     if not isinstance(raw, dict):
         raise ActionError("bad_message", f"expected a JSON object, got {_json_type(raw)}")
     try:
-        frame: Hello | Ping | RoomAction = _adapter.validate_python(raw)
+        frame: Hello | Ping | RoomAction | MediaSignal = _adapter.validate_python(raw)
     except ValidationError as exc:
         raise ActionError("bad_message", describe_validation_error(exc)) from None
     return frame

@@ -185,6 +185,12 @@ class Room:
         if self.local.leave(person):
             self._local_changed()
 
+    def broadcast(self, msg: Message) -> None:
+        """Queue a control frame (not part of the room stream) for every local connection."""
+        item: Item = (0, msg)
+        for conn in self._fanout:
+            conn.push(item)
+
     def close_connections(self, code: int, reason: str) -> None:
         for conn in list(self._conns):
             conn.close(code, reason)
@@ -284,6 +290,8 @@ class Room:
         item: Item = (event_id, message(frame.decode()))
         for conn in self._fanout:
             conn.push(item)
+        for listener in self.hub.event_listeners:
+            listener(self.id, event_type, frame)
         if event_type in PRESENCE_EVENTS:
             self._presence_event(event_type, frame)
         elif event_type == "conversation.updated" and b'"visibility":"invite_only"' in frame:

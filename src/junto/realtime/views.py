@@ -22,6 +22,7 @@ from junto.storage.tables import (
     ChatMessage,
     Conversation,
     ConversationState,
+    MediaConsent,
     Participant,
     Reaction,
     Role,
@@ -190,7 +191,17 @@ async def stage_participants(db: AsyncSession, conversation_id: int) -> list[dic
             pu[1].id,
         )
     )
-    return [stage_entry(participant, user) for participant, user in rows]
+    consented = set(
+        (
+            await db.execute(
+                select(MediaConsent.user_id).where(MediaConsent.conversation_id == conversation_id)
+            )
+        ).scalars()
+    )
+    return [
+        {**stage_entry(participant, user), "consented": user.id in consented}
+        for participant, user in rows
+    ]
 
 
 # ---- snapshot and viewer ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from junto.realtime.connection import Connection, Message, control, error, messa
 from junto.realtime.hub import Hub
 from junto.realtime.presence import Present
 from junto.realtime.room import Room
+from junto.realtime.signaling import MediaSession
 from junto.storage.tables import Conversation, User
 from junto.web import security
 from junto.web.deps import get_node
@@ -142,6 +143,12 @@ class RoomSession:
         self.dispatching = False
         self.task = asyncio.current_task()
         self.conn.on_close(self._closed)
+        self.media: MediaSession | None = None
+        if node.stage is not None:
+            user = admission.user
+            self.media = node.stage.open_session(
+                self.conn, admission.conv.id, user, user.display_name if user else None
+            )
 
     def _closed(self, conn: Connection) -> None:
         # Closed by the hub (too slow, shutting down): stop reading too, unless an action is
@@ -162,6 +169,9 @@ class RoomSession:
             room = await self.hub.join(self.a.conv.id, self.conn, self.a.person)
             await self._catch_up(room, hello.resume_from)
             room.send_presence(self.conn)
+            if self.node.stage is not None:
+                self.conn.push((0, self.node.stage.publishers_message(self.a.conv.id)))
+                self.conn.push((0, self.node.stage.viewers_message()))
             self.conn.start_writer()
             await self._receive_loop()
         except (_Disconnected, WebSocketDisconnect):
@@ -178,6 +188,10 @@ class RoomSession:
             self.conn.close(CLOSE_INTERNAL, "internal error")
         finally:
             self.conn.detach()
+            if self.media is not None and self.node.stage is not None:
+                # In the background: the socket is gone, and closing peer connections must
+                # not hold up this task's cancellation.
+                self.node.stage.spawn(self.media.close())
         await self.conn.wait_closed()
 
     async def _hello(self) -> p.Hello | None:
@@ -259,6 +273,9 @@ class RoomSession:
         return last_id, msg
 
     def _welcome(self, resume: str) -> Message:
+        media = None
+        if self.node.stage is not None and self.media is not None:
+            media = self.node.stage.welcome_media(self.media.peer)
         return control(
             "welcome",
             protocol=p.PROTOCOL_VERSION,
@@ -266,6 +283,7 @@ class RoomSession:
             you=self.a.you,
             heartbeat_seconds=self.node.settings.heartbeat_seconds,
             resume=resume,
+            media=media,
         )
 
     async def _receive_loop(self) -> None:
@@ -278,11 +296,31 @@ class RoomSession:
             kind = raw.get("type")
             if kind == "ping":
                 conn.send(_PONG)
+            elif kind in p.MEDIA_SIGNAL_TYPES:
+                await self._media(raw)
             elif kind == "hello":
                 conn.send(error("bad_message", "expected a room action, got a second hello",
                                 p.ref_of(raw)))  # fmt: skip
             else:
                 await self._dispatch(raw)
+
+    async def _media(self, raw: dict[str, Any]) -> None:
+        if self.media is None:
+            self.conn.send(
+                error("media_unavailable", "live media is turned off on this node", p.ref_of(raw))
+            )
+            return
+        self.dispatching = True
+        try:
+            if self.a.user is not None and await self._current_user() is None:
+                self.conn.send(
+                    error("not_signed_in", "your session has ended: sign in again", p.ref_of(raw))
+                )
+                self.conn.close(CLOSE_FORBIDDEN, "session ended")
+                return
+            await self.media.handle(raw)
+        finally:
+            self.dispatching = False
 
     async def _current_user(self) -> User | None:
         """The connection's person, re-read from the session cookie it connected with.

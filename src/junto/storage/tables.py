@@ -214,3 +214,26 @@ class Reaction(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The words a speaker agrees to before publishing; stored with each consent so that what was
+# agreed stays known if the wording changes.
+CONSENT_STATEMENT = (
+    "I agree that my voice and video in this conversation are recorded, transcribed and "
+    "published with my name."
+)
+
+
+class MediaConsent(Base):
+    """A speaker's consent to be recorded, transcribed and published in one conversation."""
+
+    __tablename__ = "media_consents"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    statement: Mapped[str] = mapped_column(String(500))

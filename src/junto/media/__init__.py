@@ -1,0 +1,1 @@
+"""Live audio and video: the media backend interface and its implementations."""
