@@ -11,6 +11,8 @@ async def test_healthz_reports_version_and_backends(app_client: httpx.AsyncClien
     assert body["version"]
     assert body["database"] in {"sqlite", "postgresql"}
     assert body["pubsub"] == "memory"
+    assert body["media"]["backend"] == "embedded"
+    assert body["media"]["publishers"] == 0
 
 
 async def test_openapi_document_is_served(app_client: httpx.AsyncClient) -> None:

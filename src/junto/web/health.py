@@ -12,22 +12,44 @@ from junto.web.deps import NodeDep
 router = APIRouter(tags=["node"])
 
 
+class MediaHealth(BaseModel):
+    backend: str
+    rooms: int
+    publishers: int
+    subscribers: int
+    viewers: int
+    max_viewers: int
+
+
 class Health(BaseModel):
     status: str
     version: str
     node_id: str
     database: str
     pubsub: str
+    media: MediaHealth | None
 
 
 @router.get("/healthz", response_model=Health)
 async def healthz(node: NodeDep) -> Health:
     async with node.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+    media = None
+    if node.media is not None:
+        rooms = node.media.stats()
+        media = MediaHealth(
+            backend=node.media.name,
+            rooms=len(rooms),
+            publishers=sum(r.publishers for r in rooms),
+            subscribers=sum(r.subscribers for r in rooms),
+            viewers=node.media.viewer_count(),
+            max_viewers=node.settings.media_max_viewers,
+        )
     return Health(
         status="ok",
         version=__version__,
         node_id=node.settings.node_id,
         database=node.database_backend,
         pubsub=node.pubsub.name,
+        media=media,
     )
