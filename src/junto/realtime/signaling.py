@@ -169,7 +169,7 @@ class StageMedia:
         session = self.sessions.get(peer)
         if session is None:
             return
-        session.conn.send(error("ice_failed", message_))
+        session.conn.send(control("error", code="ice_failed", message=message_, target=target))
         if target == "subscribe":
             session.subscribed = False
             self.viewers_changed()

@@ -67,6 +67,23 @@ def _preferences(kind: str) -> list[Any]:
     return [c for c in caps.codecs if c.mimeType.lower() in wanted]
 
 
+def _accept_only_forwardable(transceiver: RTCRtpTransceiver) -> None:
+    """Answer with VP8 (and its RTX) or Opus only: subscribers' senders packetize as VP8/Opus.
+
+    aiortc picks the answer's codecs in setRemoteDescription (`transceiver._codecs`), so they
+    are narrowed there; setCodecPreferences afterwards would come too late.
+    """
+    wanted = _VIDEO_CODECS[:1] if transceiver.kind == "video" else _AUDIO_CODECS
+    main = [c for c in transceiver._codecs if c.mimeType.lower() in wanted]
+    types = {c.payloadType for c in main}
+    rtx = [
+        c
+        for c in transceiver._codecs
+        if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") in types
+    ]
+    transceiver._codecs = main + rtx
+
+
 @dataclass
 class _Publisher:
     room: int
@@ -265,7 +282,7 @@ class EmbeddedSfu:
             await pc.setRemoteDescription(offer)
             mark_passthrough(pc)
             for transceiver in pc.getTransceivers():
-                transceiver.setCodecPreferences(_preferences(transceiver.kind))
+                _accept_only_forwardable(transceiver)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except MediaError:
@@ -287,9 +304,12 @@ class EmbeddedSfu:
     def _send_pli(receiver: Any) -> None:
         if receiver is None:
             return
-        sources = receiver.getSynchronizationSources()
+        # The PLI must name the video's own SSRC: Chromium sends bandwidth probes on the
+        # retransmission (RTX) stream first, and ignores a PLI for that one.
+        rtx = receiver._RTCRtpReceiver__rtx_ssrc
+        sources = [s.source for s in receiver.getSynchronizationSources() if s.source not in rtx]
         if sources:
-            task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[0].source))
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[-1]))
             _PENDING.add(task)
             task.add_done_callback(_PENDING.discard)
 
