@@ -73,15 +73,15 @@ export class PresenceView {
         actions.append(this.ctx.actionButton("Bring on stage", `Bring ${person.name} on stage`,
           { type: "stage.invite", user_id: person.id }, say));
       } else if (role === "speaker") {
-        actions.append(this.ctx.actionButton("Send to audience", `Send ${person.name} back to the audience`,
+        actions.append(this.ctx.actionButton("Send to audience", `Send to audience: ${person.name}`,
           { type: "stage.remove", user_id: person.id }, say));
       }
       if (this.ctx.me.role === "host" && !blocked) {
         // Only hosts hand out the co-host role (docs/protocol.md, role.set).
         actions.append(role === "cohost"
-          ? this.ctx.actionButton("Make speaker", `Make ${person.name} a speaker instead of co-host`,
+          ? this.ctx.actionButton("Make speaker", `Make speaker: ${person.name} (instead of co-host)`,
             { type: "role.set", user_id: person.id, role: "speaker" }, say)
-          : this.ctx.actionButton("Make co-host", `Make ${person.name} a co-host`,
+          : this.ctx.actionButton("Make co-host", `Make co-host: ${person.name}`,
             { type: "role.set", user_id: person.id, role: "cohost" }, say));
       }
       actions.append(blocked

@@ -10,7 +10,10 @@
 //   welcome   the welcome frame          snapshot  the snapshot frame
 //   room      a room-stream frame, in id order, never twice
 //   presence  a presence.state frame     lobby     lobby.snapshot / lobby.update frames
-//   servererror  an error frame that no pending send claimed (e.g. bad_resume)
+//   servererror  an error frame that no pending send claimed (e.g. bad_resume, or a media
+//                failure such as ice_failed that no request of ours caused)
+//   media     a media signaling control frame (media.offer, media.answer, media.publishers, …;
+//             docs/protocol.md, "Media signaling"): no id, never stored or replayed
 //   frame     every parsed frame, before the specific event
 
 export const PROTOCOL = 1;
@@ -195,6 +198,9 @@ export class RealtimeClient extends EventTarget {
       default:
         break;
     }
+    // Media frames are control frames: they carry no id and are not replayed, so they go to
+    // their listeners as they come, outside the room stream's ordering.
+    if (!frame.stream && frame.type.startsWith("media.")) return this.emit("media", frame);
     if (frame.stream === "room") return this.onRoomEvent(frame);
     if (frame.stream === "presence") return this.emit("presence", frame);
     if (frame.type.startsWith("lobby.")) return this.emit("lobby", frame);

@@ -1,15 +1,17 @@
 // The conversation room page (/c/{slug}): wires the realtime client to the chat, backchannel,
-// stage, presence and host-control views. The server renders the page and passes its data in a
+// stage (with its audio and video), presence and host-control views. The server renders the page and passes its data in a
 // <script type="application/json" id="room-data"> block (no inline script: strict CSP).
 
 import { BackchannelView } from "./backchannel.js";
 import { ChatView } from "./chat.js";
 import { HostControls, errorMessage } from "./host.js";
+import { MediaClient } from "./media.js";
 import { isModerator, isOnStage, ROLE_LABELS } from "./person.js";
 import { PresenceView } from "./presence.js";
 import { RealtimeClient } from "./realtime.js";
 import { formatOffset } from "./richtext.js";
 import { PeopleStore, StageView } from "./stage.js";
+import { StageControls } from "./stage_controls.js";
 import { Tabs } from "./tabs.js";
 import { csrfToken, el } from "./ui.js";
 
@@ -42,10 +44,16 @@ class Room {
     this.announcer = document.getElementById("announcer");
     this.statusEl = document.getElementById("conn-status");
     this.store = new PeopleStore();
+    this.client = new RealtimeClient(data.ws_path);
+    this.media = new MediaClient(this.client);
+    // For tests and the benchmark: the page's peer connections and streams.
+    window.juntoMedia = this.media;
     this.tabs = new Tabs(document.querySelector(".room-tabs"));
     this.chat = new ChatView(document.getElementById("panel-chat"), this);
     this.backchannel = new BackchannelView(document.getElementById("panel-backchannel"), this);
-    this.stage = new StageView(document.getElementById("panel-stage"), this, this.store);
+    const stagePanel = document.getElementById("panel-stage");
+    this.stage = new StageView(stagePanel, this, this.store, this.media);
+    this.stageControls = new StageControls(stagePanel, this, this.store, this.media, this.stage);
     this.presence = new PresenceView(document.getElementById("panel-people"), this, this.store);
     this.host = new HostControls(document.querySelector(".host-controls"), this);
     this.setupJoin();
@@ -53,7 +61,6 @@ class Room {
     this.chat.list.addEventListener("click", (ev) => {
       if (this.backchannel.onHashtagClick(ev)) this.tabs.show("backchannel");
     });
-    this.client = new RealtimeClient(data.ws_path);
     this.wire();
     this.applyConversation(this.conversation);
     this.applySettings(this.settings);
@@ -181,6 +188,8 @@ class Room {
     };
     if (frame.conversation) this.applyConversation(frame.conversation);
     this.applyMe(before !== this.permissionKey());
+    // After a reconnect this publishes and subscribes again (media belongs to one socket).
+    this.media.onWelcome(frame, { mayPublish: isOnStage(this.me.role) && !this.me.blocked });
     if (this.focusAfterJoin && this.hasIdentity()) {
       // The join form just disappeared: move focus to where the guest will type next.
       this.focusAfterJoin = false;
@@ -211,6 +220,8 @@ class Room {
     } else if (type === "room.settings") this.applySettings(data);
     else if (type === "conversation.state") {
       this.applyConversation({ ...this.conversation, ...data });
+      // The node stops publications when a conversation ends (media.ended); stop at once.
+      if (this.isOver()) this.media.stopAll({ send: false });
       // Edit buttons and reactions depend on the state: redraw them.
       this.applyMe(true);
     } else if (type === "conversation.updated") {
@@ -227,6 +238,7 @@ class Room {
     if (frame.type === "stage.role") {
       const old = this.me.role;
       this.me.role = data.role;
+      this.stageControls.onMyRole(old, data.role);
       if (!isModerator(data.role)) this.me.can_moderate = false;
       if (isOnStage(data.role) && !isOnStage(old)) {
         this.announce(`You are now on stage as ${ROLE_LABELS[data.role].toLowerCase()}.`);
