@@ -200,3 +200,54 @@ def test_media_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.media_max_viewers == 7
     assert settings.stun_urls == ("stun:a:3478", "stun:b:3478")
     assert settings.media_backend == "embedded"
+
+
+class Heard:
+    """A MediaListener that keeps what the SFU told it."""
+
+    def __init__(self) -> None:
+        self.failed: list[tuple[str, str]] = []
+
+    def subscription_offer(self, room: int, peer: str, offer: Any) -> None:
+        pass
+
+    def publications_changed(self, room: int, publications: list[Any]) -> None:
+        pass
+
+    def active_speaker(self, room: int, user_id: int | None, levels: dict[int, float]) -> None:
+        pass
+
+    def peer_failed(self, room: int, peer: str, target: str, message: str) -> None:
+        self.failed.append((peer, target))
+
+
+async def test_a_viewer_who_never_answers_gives_back_the_seat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import VideoStreamTrack
+
+    from junto.media.embedded import sfu as sfu_module
+    from junto.media.embedded.ice import use_addresses
+
+    monkeypatch.setattr(sfu_module, "ANSWER_TIMEOUT", 0.5)
+    use_addresses(["127.0.0.1"])
+    sfu = sfu_module.EmbeddedSfu()
+    heard = Heard()
+    sfu.set_listener(heard)
+    await sfu.start()
+    publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await publisher.setLocalDescription(await publisher.createOffer())
+        answer = await sfu.publish(1, "speaker", 7, "camera", publisher.localDescription.sdp)
+        await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        offer = await sfu.subscribe(1, "viewer", None)
+        assert offer is not None and [t.user_id for t in offer.tracks] == [7]
+        assert sfu.viewer_count() == 1
+        await asyncio.sleep(0.8)  # no answer comes
+        assert heard.failed == [("viewer", "subscribe")]
+        assert sfu.viewer_count() == 0
+    finally:
+        await sfu.stop()
+        await publisher.close()

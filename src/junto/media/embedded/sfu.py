@@ -53,6 +53,8 @@ SUBSCRIBE = "subscribe"
 # Fire-and-forget RTCP sends, referenced until done (asyncio keeps only weak references).
 _PENDING: set[asyncio.Future[Any]] = set()
 LEVELS_INTERVAL = 0.25
+# How long a subscriber may take to answer an offer before its subscription is ended.
+ANSWER_TIMEOUT = 20.0
 # Past this many dead m-lines a subscription starts afresh rather than renegotiate forever
 # (aiortc cannot reuse a transceiver whose sender has stopped).
 MAX_INACTIVE_MLINES = 24
@@ -271,7 +273,9 @@ class EmbeddedSfu:
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
-            if pc.connectionState == "failed" and not pub.closed:
+            # aiortc ends a connection whose ICE consent expired (RFC 7675: the browser vanished)
+            # as "closed", not "failed"; a close we did not start ourselves is a loss too.
+            if pc.connectionState in ("failed", "closed") and not pub.closed:
                 self.listener.peer_failed(
                     room, peer, source, "the connection to the media server was lost"
                 )
@@ -286,9 +290,11 @@ class EmbeddedSfu:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except MediaError:
+            pub.closed = True
             await pc.close()
             raise
         except Exception as exc:
+            pub.closed = True
             await pc.close()
             raise MediaError(
                 MediaErrorCode.BAD_SDP, f"expected an offer the media server can answer: {exc}"
@@ -399,8 +405,8 @@ class EmbeddedSfu:
                     sub.inactive.append(leg.info)
                     changed = True
             if sub.pc is not None and len(sub.inactive) > MAX_INACTIVE_MLINES:
-                await sub.pc.close()
-                sub.pc = None
+                old_pc, sub.pc = sub.pc, None
+                await old_pc.close()
                 sub.legs.clear()
                 sub.inactive.clear()
                 changed = True
@@ -434,17 +440,32 @@ class EmbeddedSfu:
                 tracks.append(leg.info)
             sub.version += 1
             sub.awaiting = sub.version
+            self._expect_answer(r, sub, sub.version)
             result = SubscriptionOffer(sub.version, str(pc.localDescription.sdp), tuple(tracks))
         if notify:
             self.listener.subscription_offer(r.id, sub.peer, result)
         return result
+
+    def _expect_answer(self, r: _Room, sub: _Subscriber, version: int) -> None:
+        """A viewer who never answers would hold a live seat for as long as its socket lives."""
+
+        def check() -> None:
+            if sub.closed or sub.awaiting != version or r.subscribers.get(sub.peer) is not sub:
+                return
+            del r.subscribers[sub.peer]
+            self.listener.peer_failed(
+                r.id, sub.peer, SUBSCRIBE, "the browser did not answer the media offer in time"
+            )
+            self._spawn(self._close_subscriber(sub))
+
+        asyncio.get_running_loop().call_later(ANSWER_TIMEOUT, check)
 
     def _subscriber_pc(self, r: _Room, sub: _Subscriber) -> RTCPeerConnection:
         pc = RTCPeerConnection(self._config(bundle=True))
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
-            if pc.connectionState == "failed" and not sub.closed and sub.pc is pc:
+            if pc.connectionState in ("failed", "closed") and not sub.closed and sub.pc is pc:
                 self.listener.peer_failed(
                     r.id, sub.peer, SUBSCRIBE, "the connection to the media server was lost"
                 )
