@@ -348,10 +348,10 @@ class MediaSession:
                 return
         limit = self.stage.node.settings.media_max_viewers
         if self.backend.viewer_count() >= limit:
+            taken = "The 1 live seat is" if limit == 1 else f"All {limit} live seats are"
             raise MediaError(
                 "seats_full",
-                f"All {limit} live seats are taken. You can still follow the chat and the "
-                "backchannel.",
+                f"{taken} taken. You can still follow the chat and the backchannel.",
             )
 
     async def end_publishing(self, code: str, reason: str) -> None:

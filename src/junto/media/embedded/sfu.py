@@ -480,7 +480,6 @@ class EmbeddedSfu:
         sub = r.subscribers.get(peer) if r is not None else None
         if r is None or sub is None or sub.pc is None:
             raise MediaError(MediaErrorCode.NO_SUCH_TRACK, "expected a subscription, got none")
-        description = self._parse(answer_sdp, "answer")
         async with sub.lock:
             if sub.awaiting != version:
                 raise MediaError(
@@ -489,6 +488,7 @@ class EmbeddedSfu:
                     if sub.awaiting is not None
                     else f"expected no answer (no offer is pending), got one to offer {version}",
                 )
+            description = self._parse(answer_sdp, "answer")
             try:
                 await sub.pc.setRemoteDescription(description)
             except Exception as exc:

@@ -77,8 +77,10 @@ export function mediaErrorText(code, { maxViewers = null, target = null } = {}) 
 }
 
 export function seatsFullText(maxViewers) {
-  const seats = Number.isFinite(maxViewers) && maxViewers !== null ? `All ${maxViewers}` : "All";
-  return `${seats} live seats are taken. You can still follow the chat and the backchannel.`;
+  let seats = "All live seats are taken";
+  if (maxViewers === 1) seats = "The 1 live seat is taken";
+  else if (Number.isFinite(maxViewers) && maxViewers !== null) seats = `All ${maxViewers} live seats are taken`;
+  return `${seats}. You can still follow the chat and the backchannel.`;
 }
 
 /** getUserMedia / getDisplayMedia failures (DOMException names) as our device_* codes. */
