@@ -120,3 +120,64 @@ async def test_the_stage_rules_stop_publications_the_node_no_longer_allows(node:
                 await viewer.close()
                 await speaker_pub.close()
                 await host_pub.close()
+
+
+async def test_screen_share_and_speaker_state_reach_the_audience(node: LiveNode) -> None:
+    from rtc_support import publish_offer
+
+    loopback_ice()
+    async with accounts(node) as new_account:
+        host = await new_account("Hana Host")
+        slug = await live_conversation(host)
+        async with (
+            room_socket(node, slug, host, "host") as host_sock,
+            room_socket(node, slug, None, "watcher") as watcher_sock,
+        ):
+            assert (await host_sock.request("media.consent"))["type"] == "ack"
+            camera = await publish(host_sock)
+            screen = await publish(host_sock, "screen", await publish_offer(audio_codec=None))
+            viewer = Subscriber(watcher_sock)
+            try:
+                await viewer.start()
+                await watcher_sock.wait_for(
+                    lambda f: (
+                        f.get("type") == "media.offer"
+                        and {(t["source"], t["kind"]) for t in f["tracks"]}
+                        == {("camera", "audio"), ("camera", "video"), ("screen", "video")}
+                    ),
+                    "an offer with the camera and the screen",
+                )
+                await viewer.wait_frames(host.id)
+                # Mute and camera off are announced to everyone in the room.
+                since = watcher_sock.mark()
+                answer = await host_sock.request(
+                    "media.state", audio_muted=True, video_off=True, quality="fair"
+                )
+                assert answer["type"] == "ack", answer
+                shown = await watcher_sock.wait_for(
+                    lambda f: f.get("type") == "media.publishers" and f["publishers"],
+                    "the publishers after media.state",
+                    since=since,
+                )
+                me = shown["publishers"][0]
+                assert sorted(me["sources"]) == ["camera", "screen"]
+                assert (me["audio_muted"], me["video_off"], me["quality"]) == (True, True, "fair")
+                # Stopping the screen share leaves the camera.
+                since = watcher_sock.mark()
+                assert (await host_sock.request("media.unpublish", source="screen"))[
+                    "type"
+                ] == "ack"
+                shown = await watcher_sock.wait_for(
+                    lambda f: (
+                        f.get("type") == "media.publishers"
+                        and f["publishers"]
+                        and f["publishers"][0]["sources"] == ["camera"]
+                    ),
+                    "the publishers without the screen",
+                    since=since,
+                )
+                await viewer.wait_frames(host.id)
+            finally:
+                await viewer.close()
+                await camera.close()
+                await screen.close()
