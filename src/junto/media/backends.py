@@ -18,5 +18,5 @@ def build_media_backend(settings: Settings) -> MediaBackend | None:
 
         if settings.media_addresses:
             use_addresses(settings.media_addresses)
-        return EmbeddedSfu(ice_servers.for_node(settings))
+        return EmbeddedSfu(lambda: ice_servers.for_node(settings))
     raise ValueError(f"JUNTO_MEDIA_BACKEND: expected embedded or none, got {name!r}")

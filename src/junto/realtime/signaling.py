@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
 
 from junto.media import ice_servers
 from junto.media.base import MediaBackend, MediaError, Publication, SubscriptionOffer
 from junto.realtime import protocol as p
 from junto.realtime.connection import Connection, Message, control, error, message
+from junto.realtime.presence import COALESCE_SECONDS, Throttle
 from junto.storage.tables import (
     Conversation,
     ConversationState,
@@ -63,7 +63,13 @@ class StageMedia:
         self.node = node
         self.backend = backend
         self.sessions: dict[str, MediaSession] = {}
+        # The same sessions by conversation, so room work never walks the whole node.
+        self.by_room: dict[int, dict[str, MediaSession]] = {}
         self.states: dict[tuple[int, int], _SpeakerState] = {}
+        # `media.publishers` per room, built on change: every joining socket gets a copy.
+        self._publishers: dict[int, Message] = {}
+        # Seat counts go to every room; a burst of viewers joining becomes one broadcast.
+        self._viewers_throttle = Throttle(COALESCE_SECONDS, self._broadcast_viewers)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         backend.set_listener(self)
@@ -76,7 +82,17 @@ class StageMedia:
         peer = f"{self.node.settings.node_id}.{next(self._ids)}"
         session = MediaSession(self, conn, conversation_id, user, name, peer)
         self.sessions[peer] = session
+        self.by_room.setdefault(conversation_id, {})[peer] = session
         return session
+
+    def forget_session(self, session: MediaSession) -> None:
+        self.sessions.pop(session.peer, None)
+        room = self.by_room.get(session.conversation_id)
+        if room is not None:
+            room.pop(session.peer, None)
+            if not room:
+                del self.by_room[session.conversation_id]
+                self._publishers.pop(session.conversation_id, None)
 
     def welcome_media(self, who: str) -> dict[str, Any]:
         """`welcome.media`: how this socket reaches the media backend."""
@@ -94,6 +110,7 @@ class StageMedia:
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
+        self._viewers_throttle.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -106,11 +123,25 @@ class StageMedia:
             room.broadcast(msg)
 
     def publishers_message(self, conversation_id: int) -> Message:
+        msg = self._publishers.get(conversation_id)
+        if msg is None:
+            msg = self._build_publishers(conversation_id)
+            self._publishers[conversation_id] = msg
+        return msg
+
+    def publishers_changed(self, conversation_id: int) -> None:
+        """Rebuild the room's `media.publishers` and send it to everyone in the room."""
+        self._publishers.pop(conversation_id, None)
+        if not self.by_room.get(conversation_id) and not self.backend.publications(conversation_id):
+            return  # nobody here to tell, and nothing to cache
+        self.broadcast(conversation_id, self.publishers_message(conversation_id))
+
+    def _build_publishers(self, conversation_id: int) -> Message:
         by_user: dict[int, dict[str, Any]] = {}
         names = {
             s.user.id: s.name
-            for s in self.sessions.values()
-            if s.conversation_id == conversation_id and s.user is not None
+            for s in self.by_room.get(conversation_id, {}).values()
+            if s.user is not None
         }
         for pub in self.backend.publications(conversation_id):
             entry = by_user.get(pub.user_id)
@@ -139,6 +170,9 @@ class StageMedia:
         )
 
     def viewers_changed(self) -> None:
+        self._viewers_throttle.mark()
+
+    def _broadcast_viewers(self) -> None:
         msg = self.viewers_message()
         hub = self.node.hub
         if hub is not None:
@@ -153,7 +187,7 @@ class StageMedia:
             session.send_offer(offer)
 
     def publications_changed(self, room: int, publications: list[Publication]) -> None:
-        self.broadcast(room, self.publishers_message(room))
+        self.publishers_changed(room)
 
     def active_speaker(self, room: int, user_id: int | None, levels: dict[int, float]) -> None:
         self.broadcast(
@@ -197,8 +231,8 @@ class StageMedia:
             self._end_for(conversation_id, None, "conversation_ended", "the conversation has ended")
 
     def _end_for(self, conversation_id: int, user_id: int | None, code: str, reason: str) -> None:
-        for session in list(self.sessions.values()):
-            if session.conversation_id != conversation_id or not session.publishing:
+        for session in list(self.by_room.get(conversation_id, {}).values()):
+            if not session.publishing:
                 continue
             if user_id is not None and (session.user is None or session.user.id != user_id):
                 continue
@@ -282,7 +316,7 @@ class MediaSession:
             self.stage.states[(room, self.user.id)] = _SpeakerState(
                 frame.audio_muted, frame.video_off, frame.quality
             )
-            self.stage.broadcast(room, self.stage.publishers_message(room))
+            self.stage.publishers_changed(room)
         else:
             raise p.ActionError("bad_message", f"expected a media frame, got {frame.type}")
 
@@ -305,14 +339,7 @@ class MediaSession:
         async with self.stage.node.db() as db:
             conv = await db.get(Conversation, self.conversation_id)
             row = await db.get(Participant, (self.conversation_id, user.id))
-            consent = (
-                await db.execute(
-                    select(MediaConsent.user_id).where(
-                        MediaConsent.conversation_id == self.conversation_id,
-                        MediaConsent.user_id == user.id,
-                    )
-                )
-            ).scalar_one_or_none()
+            consent = await db.get(MediaConsent, (self.conversation_id, user.id))
         if conv is None:
             raise p.ActionError("not_found", "this conversation no longer exists")
         role = row.role if row is not None else Role.AUDIENCE
@@ -370,11 +397,10 @@ class MediaSession:
         try:
             await self.backend.leave(self.conversation_id, self.peer)
         finally:
-            self.stage.sessions.pop(self.peer, None)
+            self.stage.forget_session(self)
             if self.user is not None and not any(
                 s.user is not None and s.user.id == self.user.id and s.publishing
-                for s in self.stage.sessions.values()
-                if s.conversation_id == self.conversation_id
+                for s in self.stage.by_room.get(self.conversation_id, {}).values()
             ):
                 self.stage.states.pop((self.conversation_id, self.user.id), None)
             if self.subscribed or self.publishing:

@@ -312,13 +312,9 @@ class RoomSession:
             return
         self.dispatching = True
         try:
-            if self.a.user is not None and await self._current_user() is None:
-                self.conn.send(
-                    error("not_signed_in", "your session has ended: sign in again", p.ref_of(raw))
-                )
-                self.conn.close(CLOSE_FORBIDDEN, "session ended")
-                return
-            await self.media.handle(raw)
+            still_signed_in, _ = await self._actor(p.ref_of(raw))
+            if still_signed_in:
+                await self.media.handle(raw)
         finally:
             self.dispatching = False
 
@@ -336,14 +332,22 @@ class RoomSession:
         user = await security.user_for_connection(self.ws, self.node.db)
         return user if user is not None and user.id == self.a.user.id else None
 
+    async def _actor(self, ref: str | None) -> tuple[bool, User | None]:
+        """(still signed in, the person acting): a socket whose session has ended is told so
+        and closed with 4403, and then the frame must not be carried out."""
+        actor = await self._current_user()
+        if self.a.user is not None and actor is None:
+            self.conn.send(error("not_signed_in", "your session has ended: sign in again", ref))
+            self.conn.close(CLOSE_FORBIDDEN, "session ended")
+            return False, None
+        return True, actor
+
     async def _dispatch(self, raw: dict[str, Any]) -> None:
         ref = p.ref_of(raw)
         self.dispatching = True
         try:
-            actor = await self._current_user()
-            if self.a.user is not None and actor is None:
-                self.conn.send(error("not_signed_in", "your session has ended: sign in again", ref))
-                self.conn.close(CLOSE_FORBIDDEN, "session ended")
+            still_signed_in, actor = await self._actor(ref)
+            if not still_signed_in:
                 return
             event = await actions.dispatch(self.node, self.a.conv, actor, raw)
         except p.ActionError as exc:

@@ -167,8 +167,9 @@ class EmbeddedSfu:
 
     name = "embedded"
 
-    def __init__(self, ice_servers: Sequence[RTCIceServer] = ()) -> None:
-        self.ice_servers = list(ice_servers)
+    def __init__(self, ice_servers: Callable[[], Sequence[RTCIceServer]] = list) -> None:
+        # A function, not a list: TURN credentials expire, so each connection gets fresh ones.
+        self.ice_servers = ice_servers
         self.rooms: dict[int, _Room] = {}
         self.listener: MediaListener = _NullListener()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -192,7 +193,7 @@ class EmbeddedSfu:
     def _config(self, *, bundle: bool) -> RTCConfiguration:
         # An explicit list, even empty: with None aiortc adds a public STUN server.
         return RTCConfiguration(
-            iceServers=list(self.ice_servers),
+            iceServers=list(self.ice_servers()),
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE if bundle else RTCBundlePolicy.BALANCED,
         )
 
@@ -210,7 +211,7 @@ class EmbeddedSfu:
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    def _parse(sdp: str, expected: str) -> RTCSessionDescription:
+    def _parse(sdp: str, expected: str) -> tuple[RTCSessionDescription, SessionDescription]:
         if not isinstance(sdp, str) or not sdp.strip():
             raise MediaError(MediaErrorCode.BAD_SDP, f"expected an SDP {expected}, got nothing")
         try:
@@ -223,14 +224,13 @@ class EmbeddedSfu:
             raise MediaError(
                 MediaErrorCode.BAD_SDP, f"expected an SDP {expected} with media, got none"
             )
-        return RTCSessionDescription(sdp=sdp, type=expected)
+        return RTCSessionDescription(sdp=sdp, type=expected), parsed
 
     # ---- publishing -----------------------------------------------------------------------------
 
     async def publish(self, room: int, peer: str, user_id: int, source: str, offer_sdp: str) -> str:
         r = self._room(room)
-        offer = self._parse(offer_sdp, "offer")
-        parsed = SessionDescription.parse(offer_sdp)
+        offer, parsed = self._parse(offer_sdp, "offer")
         kinds = [m.kind for m in parsed.media if m.kind in ("audio", "video")]
         if not kinds or kinds.count("audio") > 1 or kinds.count("video") > 1:
             raise MediaError(
@@ -488,7 +488,7 @@ class EmbeddedSfu:
                     if sub.awaiting is not None
                     else f"expected no answer (no offer is pending), got one to offer {version}",
                 )
-            description = self._parse(answer_sdp, "answer")
+            description, _ = self._parse(answer_sdp, "answer")
             try:
                 await sub.pc.setRemoteDescription(description)
             except Exception as exc:
