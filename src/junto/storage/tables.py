@@ -237,3 +237,179 @@ class MediaConsent(Base):
     )
     given_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     statement: Mapped[str] = mapped_column(String(500))
+
+
+# ---- recording, captions, transcripts, jobs (issue 4) -------------------------------------------
+
+
+class RecordingState(enum.StrEnum):
+    RECORDING = "recording"  # packets are being appended to the journal
+    FINALIZING = "finalizing"  # the journal is closed (or orphaned); a job turns it into WebM
+    READY = "ready"  # the WebM file is written
+    FAILED = "failed"
+
+
+class Recording(Base):
+    """One continuous piece of one speaker's source, recorded from the SFU's taps.
+
+    A speaker who leaves and comes back, or whose node restarts, gets several pieces; each keeps
+    its wall-clock start so that pieces and speakers can be aligned on the conversation's timeline.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_conversation", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    source: Mapped[str] = mapped_column(String(16))  # "camera" | "screen"
+    state: Mapped[RecordingState] = mapped_column(
+        _enum(RecordingState), default=RecordingState.RECORDING
+    )
+    journal_path: Mapped[str] = mapped_column(String(500))  # relative to the data dir
+    path: Mapped[str | None] = mapped_column(String(500))  # the WebM, relative to the data dir
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # wall clock of the first packet
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written every few seconds while recording: a piece whose heartbeat stops was orphaned by a
+    # crashed process and is finalized by whoever notices (junto.recording.recovery).
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    duration_s: Mapped[float | None]
+    has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    has_video: Mapped[bool] = mapped_column(Boolean, default=False)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Caption(Base):
+    """One live caption: what a speaker said, as recognised while they spoke."""
+
+    __tablename__ = "captions"
+    __table_args__ = (Index("ix_captions_conversation", "conversation_id", "start_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Milliseconds since the conversation went live (conversations.started_at).
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrackTranscript(Base):
+    """The second pass over one recording piece: its words with timings (seconds from the
+    piece's start), as JSON [[start, end, word, probability], ...]."""
+
+    __tablename__ = "track_transcripts"
+
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    words: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Transcript(Base):
+    """A conversation's final transcript (its segments are in transcript_segments)."""
+
+    __tablename__ = "transcripts"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TranscriptSegment(Base):
+    """One speaker turn of the final transcript, in time order (`seq`)."""
+
+    __tablename__ = "transcript_segments"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    # JSON [[start_ms, end_ms, word], ...] on the conversation's timeline.
+    words: Mapped[str] = mapped_column(Text)
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TranscriptEdit(Base):
+    """A host's correction of a segment's text or speaker, kept as history."""
+
+    __tablename__ = "transcript_edits"
+    __table_args__ = (Index("ix_transcript_edits_segment", "segment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("transcript_segments.id", ondelete="CASCADE")
+    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    editor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    field: Mapped[str] = mapped_column(String(16))  # "text" | "speaker"
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConversationMedia(Base):
+    """A rendered file of a conversation: the composite video or the audio-only mix."""
+
+    __tablename__ = "conversation_media"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "composite" | "audio"
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data dir
+    mime: Mapped[str] = mapped_column(String(64))
+    duration_s: Mapped[float]
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Job(Base):
+    """Durable background work (junto.jobs): transcription, rendering, finalizing recordings."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_ready", "state", "run_after"),
+        Index("ix_jobs_conversation", "conversation_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    payload: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A running job's lease: a worker that dies stops renewing it and the job runs again.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(64))
+    progress: Mapped[float] = mapped_column(default=0.0)  # 0..1
+    progress_note: Mapped[str] = mapped_column(String(200), default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

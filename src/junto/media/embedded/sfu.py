@@ -142,7 +142,7 @@ class _Room:
     id: int
     publishers: dict[tuple[str, str], _Publisher] = field(default_factory=dict)
     subscribers: dict[str, _Subscriber] = field(default_factory=dict)
-    taps: dict[int, list[TapCallback]] = field(default_factory=dict)
+    taps: dict[tuple[int, str], list[TapCallback]] = field(default_factory=dict)
     levels_task: asyncio.Task[None] | None = None
     active: int | None = None
     last_levels: dict[int, float] = field(default_factory=dict)
@@ -265,7 +265,7 @@ class EmbeddedSfu:
             fanout = TrackFanout(
                 track,
                 send_pli=lambda: self._send_pli(receiver),
-                taps=lambda: r.taps.get(user_id, []),
+                taps=lambda: r.taps.get((user_id, source), []),
             )
             pub.fanouts[track.kind] = fanout
             if track.kind == "audio" and receiver is not None:
@@ -633,15 +633,18 @@ class EmbeddedSfu:
             out.append(RoomStats(r.id, len(r.publishers), len(r.subscribers), peers))
         return out
 
-    def add_tap(self, room: int, user_id: int, callback: TapCallback) -> Callable[[], None]:
+    def add_tap(
+        self, room: int, user_id: int, callback: TapCallback, source: str = "camera"
+    ) -> Callable[[], None]:
         r = self._room(room)
-        r.taps.setdefault(user_id, []).append(callback)
+        key = (user_id, source)
+        r.taps.setdefault(key, []).append(callback)
 
         def remove() -> None:
             with contextlib.suppress(ValueError, KeyError):
-                r.taps[user_id].remove(callback)
-                if not r.taps[user_id]:
-                    del r.taps[user_id]
+                r.taps[key].remove(callback)
+                if not r.taps[key]:
+                    del r.taps[key]
             self._maybe_forget(r)
 
         return remove
