@@ -203,3 +203,13 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         "FFMPEG": settings.ffmpeg,
     }
     return {ENV_PREFIX + name: value for name, value in env.items()}
+
+
+PASSTHROUGH_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
+
+
+def process_environment() -> dict[str, str]:
+    """The parts of this process's environment a child process needs to run at all (where
+    programs, home and temporary files are, the locale, the import path), and nothing else:
+    children get their settings from `worker_environment`, never from inherited JUNTO_* values."""
+    return {name: os.environ[name] for name in PASSTHROUGH_VARIABLES if name in os.environ}
