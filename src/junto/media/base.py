@@ -170,6 +170,11 @@ class MediaBackend(Protocol):
 
     def stats(self, room: int | None = None) -> list[RoomStats]: ...
 
+    def request_keyframe(self, room: int, user_id: int, source: str = "camera") -> None:
+        """Ask a speaker's browser for a key frame (a recording that starts mid-stream needs one
+        to be decodable from its first frame). Unknown speakers are ignored."""
+        ...
+
     def add_tap(
         self, room: int, user_id: int, callback: TapCallback, source: str = "camera"
     ) -> Callable[[], None]:

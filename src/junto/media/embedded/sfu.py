@@ -633,6 +633,15 @@ class EmbeddedSfu:
             out.append(RoomStats(r.id, len(r.publishers), len(r.subscribers), peers))
         return out
 
+    def request_keyframe(self, room: int, user_id: int, source: str = "camera") -> None:
+        r = self.rooms.get(room)
+        if r is None:
+            return
+        for pub in r.publishers.values():
+            fanout = pub.fanouts.get("video")
+            if pub.user_id == user_id and pub.source == source and fanout is not None:
+                fanout.request_keyframe()  # paced like subscribers' PLIs
+
     def add_tap(
         self, room: int, user_id: int, callback: TapCallback, source: str = "camera"
     ) -> Callable[[], None]:

@@ -1,0 +1,126 @@
+"""Who is on air: a speaker's source counts only while it is published in a live conversation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import httpx
+import orjson
+import pytest
+from asgi_lifespan import LifespanManager
+
+from helpers import csrf_headers, signup
+from junto.app import build_app
+from junto.config import Settings
+from junto.conversations import get_by_slug
+from junto.media.base import Publication
+from junto.node import Node
+from junto.recording.on_air import OnAir
+from junto.storage.tables import Conversation
+
+
+class Calls:
+    """An OnAirConsumer that keeps what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, int, str, datetime | None]] = []
+
+    def on_air(self, room: int, user_id: int, source: str, started_at: datetime) -> None:
+        self.seen.append(("on", room, user_id, source, started_at))
+
+    def off_air(self, room: int, user_id: int, source: str) -> None:
+        self.seen.append(("off", room, user_id, source, None))
+
+
+@pytest.fixture
+async def node_and_client(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    app = build_app(settings.with_overrides(recording=False, captions=False))
+    async with (
+        LifespanManager(app, startup_timeout=60),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        yield app.state.node, client
+
+
+async def conversation(
+    node: Node, client: httpx.AsyncClient, title: str, live: bool
+) -> Conversation:
+    headers = await csrf_headers(client)
+    r = await client.post("/api/conversations", json={"title": title}, headers=headers)
+    assert r.status_code == 201, r.text
+    slug = r.json()["slug"]
+    if live:
+        r = await client.post(f"/api/conversations/{slug}/start", headers=headers)
+        assert r.status_code == 200, r.text
+    async with node.db() as db:
+        conv = await get_by_slug(db, slug)
+    assert conv is not None
+    return conv
+
+
+def pub(user_id: int, source: str = "camera") -> Publication:
+    return Publication(user_id, source, has_audio=True, has_video=source == "camera")
+
+
+async def settle(calls: Calls, count: int) -> None:
+    for _ in range(200):
+        if len(calls.seen) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} calls, got {calls.seen}")
+
+
+async def test_sources_go_on_and_off_air_with_publications_and_the_conversation(
+    node_and_client: tuple[Node, httpx.AsyncClient],
+) -> None:
+    node, client = node_and_client
+    assert isinstance(node.on_air, OnAir)
+    calls = Calls()
+    node.on_air.add(calls)
+    me = await signup(client, "onair_host")
+    uid = int(me["id"])
+    live = await conversation(node, client, "Live now", live=True)
+    room = live.id
+
+    node.on_air.publications_changed(room, [pub(uid)])
+    await settle(calls, 1)
+    kind, _, who, source, started = calls.seen[0]
+    assert (kind, who, source) == ("on", uid, "camera")
+    assert started == live.started_at
+
+    node.on_air.publications_changed(room, [pub(uid), pub(uid, "screen")])
+    node.on_air.publications_changed(room, [pub(uid, "screen")])
+    assert [c[0] + ":" + c[3] for c in calls.seen[1:]] == ["on:screen", "off:camera"]
+
+    ended = orjson.dumps({"type": "conversation.state", "data": {"state": "ended"}})
+    node.on_air.on_room_event(room, "conversation.state", ended)
+    assert calls.seen[-1][:4] == ("off", room, uid, "screen")
+    assert node.on_air.on_air_now(room) == set()
+
+
+async def test_a_green_room_is_not_on_air_until_the_conversation_goes_live(
+    node_and_client: tuple[Node, httpx.AsyncClient],
+) -> None:
+    node, client = node_and_client
+    assert node.on_air is not None
+    calls = Calls()
+    node.on_air.add(calls)
+    me = await signup(client, "green_host")
+    uid = int(me["id"])
+    scheduled = await conversation(node, client, "Later", live=False)
+    room = scheduled.id
+
+    node.on_air.publications_changed(room, [pub(uid)])
+    await asyncio.sleep(0.2)  # the state lookup runs
+    assert calls.seen == []
+
+    went_live = orjson.dumps({"data": {"state": "live", "started_at": "2026-11-26T10:00:00.000Z"}})
+    node.on_air.on_room_event(room, "conversation.state", went_live)
+    assert [c[:4] for c in calls.seen] == [("on", room, uid, "camera")]
+    assert calls.seen[0][4] == datetime.fromisoformat("2026-11-26T10:00:00+00:00")
+    # Other room events change nothing.
+    node.on_air.on_room_event(room, "chat.message", b"{}")
+    node.on_air.publications_changed(room, [])
+    assert [c[0] for c in calls.seen] == ["on", "off"]
