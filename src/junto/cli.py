@@ -81,7 +81,92 @@ def _parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("username")
     _add_node_options(reset)
+    _add_job_commands(sub)
+    _add_model_commands(sub)
     return parser
+
+
+def _add_job_commands(sub: Any) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run a job worker (transcription, rendering) in the foreground",
+        description="Run background jobs from the node's queue until SIGTERM or Ctrl-C; a job "
+        "in progress then goes back to the queue. The node starts $JUNTO_WORKERS of these "
+        "itself; run more, on this or other machines, for more jobs at once. Run `junto "
+        "migrate` (or the node) first.",
+    )
+    worker.add_argument("--name", help="worker name shown in `junto jobs` (default: host-pid)")
+    worker.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="a job whose worker stops renewing its lease for this long runs again elsewhere "
+        "(default 30)",
+    )
+    worker.add_argument("--once", action="store_true", help="run the ready jobs, then exit")
+    worker.add_argument(
+        "--parent-pid",
+        type=int,
+        help="stop when this process is gone (the node passes its own pid, so its workers do "
+        "not outlive a node that was killed)",
+    )
+    _add_node_options(worker)
+
+    jobs = sub.add_parser(
+        "jobs",
+        help="show background jobs and their progress, retry failed ones",
+        description="List jobs with a progress bar: queued, running and failed ones, and those "
+        "finished in the last hour (--all: every recent job).",
+    )
+    jobs.add_argument("--conversation", metavar="SLUG", help="only this conversation's jobs")
+    jobs.add_argument("--all", action="store_true", help="include older finished jobs")
+    jobs.add_argument(
+        "--watch", action="store_true", help="update every second until no job is queued or running"
+    )
+    _add_node_options(jobs)
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
+    retry = jobs_sub.add_parser(
+        "retry", help="queue a failed job again", description="Queue failed job ID again."
+    )
+    retry.add_argument("id", type=int, metavar="ID")
+    _add_node_options(retry)
+    for action in retry._actions:
+        # Given after ACTION or before it (`junto jobs --data-dir D retry 7`): the sub-command's
+        # unset options must not overwrite what `jobs` parsed.
+        if action.dest in ("data_dir", "database_url"):
+            action.default = argparse.SUPPRESS
+
+
+def _add_model_commands(sub: Any) -> None:
+    models = sub.add_parser(
+        "models",
+        help="list or download speech models (captions, transcripts)",
+        description="Speech models are faster-whisper names (tiny.en, base, small.en, ...) or "
+        "folders of CTranslate2 weights. `list` shows where each configured model comes from; "
+        "`pull NAME` downloads NAME from the Hugging Face Hub into the models folder "
+        "($JUNTO_MODELS_DIR, default DATA_DIR/models), for machines that serve offline later.",
+    )
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    listing = models_sub.add_parser("list", help="show the models this node uses and has")
+    _add_node_options(listing)
+    pull = models_sub.add_parser("pull", help="download a model into the models folder")
+    pull.add_argument("name", metavar="NAME", help="e.g. base.en or Systran/faster-whisper-small")
+    _add_node_options(pull)
+
+
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    from junto.speech import models
+
+    if args.models_command == "list":
+        print(models.format_table(models.list_models(settings)))
+        return 0
+    try:
+        path = models.pull(args.name, settings)
+    except models.ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"pulled {args.name} into {path}")
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -192,17 +277,69 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    from junto.jobs.worker import run_worker
+
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    asyncio.run(
+        run_worker(
+            settings,
+            name,
+            once=args.once,
+            lease_s=args.lease_seconds,
+            handle_signals=True,
+            parent_pid=args.parent_pid,
+        )
+    )
+    return 0
+
+
+def _jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from junto.jobs import console, queue
+    from junto.storage.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    try:
+        if args.jobs_command == "retry":
+            print(asyncio.run(console.retry_job(settings, args.id)))
+            return 0
+        return asyncio.run(
+            console.show_jobs(
+                settings,
+                sys.stdout,
+                conversation=args.conversation,
+                show_all=args.all,
+                watch=args.watch,
+            )
+        )
+    except (queue.JobError, console.ConsoleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     # One-shot commands print their own result line; library INFO logging is noise there.
-    level = settings.log_level.upper() if args.command == "serve" else "WARNING"
+    level = settings.log_level.upper() if args.command in ("serve", "worker") else "WARNING"
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "worker":
+        return _worker(settings, args)
+    if args.command == "jobs":
+        return _jobs(settings, args)
+    if args.command == "models":
+        return _models(settings, args)
     from junto.storage.migrate import upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,429 @@
+"""The caption worker: a process that turns speakers' Opus packets into caption text.
+
+It runs as `python -m junto.speech.caption_worker`, started and restarted by the node
+(`junto.speech.caption_process`), and talks over its stdin/stdout pipes in length-prefixed
+frames (below). Whisper is CPU-heavy and holds a model of its own, so it never runs in the web
+process: the node only copies packets into a pipe.
+
+Per stream (one speaker in one conversation) the worker decodes Opus (PyAV), resamples to
+16 kHz mono, keeps a timeline anchored to the packets' arrival wall clock, and cuts utterances
+with the streaming VAD (`junto.speech.vad`). Finished utterances of every stream wait in one
+queue, in order of arrival, for a single transcriber thread (faster-whisper, greedy by
+default); while it is idle it may transcribe the utterance still being spoken and send a
+partial caption.
+
+Frames, both ways: 1 byte kind, 4 bytes little-endian payload length, payload.
+  node -> worker  C config (JSON, first)  P packet (<qqd conversation, user, arrival wall clock;
+                  then the Opus packet)   E stream end (<qq)   D drain (JSON {"token"})
+                  S stats request
+  worker -> node  J one JSON message: ready, final, partial, drained, stats, error
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from junto.speech.recognizer import Recognizer, plausible
+from junto.speech.vad import SAMPLE_RATE, Audio, StreamingVad, Utterance, VadConfig
+
+log = logging.getLogger("junto.speech.worker")
+
+HEADER = struct.Struct("<BI")
+PACKET = struct.Struct("<qqd")
+STREAM = struct.Struct("<qq")
+KIND_CONFIG, KIND_PACKET, KIND_END, KIND_DRAIN, KIND_STATS, KIND_JSON = b"CPEDSJ"
+
+# Packets arriving this much later than their audio's place on the timeline mean the stream
+# stopped for a while (muted with DTX, a network stall, a republish): re-anchor the timeline.
+GAP_SECONDS = 0.5
+# Silence fed to the VAD across such a gap, so that an utterance cut off by it ends.
+GAP_FILL_SECONDS = 1.0
+
+StreamKey = tuple[int, int]  # (conversation_id, user_id)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the node tells a new worker (the first frame)."""
+
+    model: str  # a resolved folder, or a name faster-whisper downloads
+    english_only: bool = True
+    beam: int = 1
+    cpu_threads: int = 2
+    partials: bool = True
+    partial_every_s: float = 2.5
+    short_window: bool = True  # decode from the utterance's length, not 30 s (recognizer.py)
+    vad: VadConfig = field(default_factory=VadConfig)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> WorkerConfig:
+        data = json.loads(raw)
+        data["vad"] = VadConfig(**data.get("vad", {}))
+        return cls(**data)
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def read_frame(stream: IO[bytes]) -> tuple[int, bytes] | None:
+    """The next frame, or None at end of input (or a truncated frame)."""
+    head = _read_exact(stream, HEADER.size)
+    if head is None:
+        return None
+    kind, size = HEADER.unpack(head)
+    payload = _read_exact(stream, size) if size else b""
+    return None if payload is None else (kind, payload)
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+# ---- one speaker's audio -----------------------------------------------------------------------
+
+
+class _Timeline:
+    """Sample index (16 kHz, from the stream's first sample) to wall clock, piecewise."""
+
+    def __init__(self) -> None:
+        self._anchors: list[tuple[int, float]] = []
+
+    def anchor(self, sample: int, wall: float) -> None:
+        self._anchors.append((sample, wall))
+        del self._anchors[:-64]  # utterances never reach back that many gaps
+
+    def wall(self, sample: int) -> float:
+        base_sample, base_wall = self._anchors[0]
+        for at, wall in self._anchors:
+            if at > sample:
+                break
+            base_sample, base_wall = at, wall
+        return base_wall + (sample - base_sample) / SAMPLE_RATE
+
+    @property
+    def empty(self) -> bool:
+        return not self._anchors
+
+
+class _Stream:
+    def __init__(self, key: StreamKey, vad: VadConfig) -> None:
+        import av
+
+        self.key = key
+        self.decoder = av.CodecContext.create("opus", "r")
+        self.decoder.thread_count = 1  # 20 ms packets: a thread pool per stream only costs
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self.vad = StreamingVad(vad)
+        self.timeline = _Timeline()
+        self.last_arrival = 0.0
+        self.partial_at = 0  # samples_fed when the last partial was taken
+        self.partial_start = -1  # the utterance that partial belonged to
+
+    def decode(self, data: bytes) -> Audio:
+        import av
+
+        pieces: list[Audio] = []
+        for decoded in self.decoder.decode(av.Packet(data)):
+            for out in self.resampler.resample(decoded):
+                pieces.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+        if not pieces:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(pieces)
+
+    def add(self, wall: float, pcm: Audio) -> list[Utterance]:
+        """Place `pcm` (which ended arriving at `wall`) on the timeline and run the VAD."""
+        fed = self.vad.samples_fed
+        begins = wall - len(pcm) / SAMPLE_RATE
+        done: list[Utterance] = []
+        silent_for = begins - self.last_arrival
+        self.last_arrival = wall
+        if self.timeline.empty:
+            self.timeline.anchor(fed, begins)
+        elif begins - self.timeline.wall(fed) > GAP_SECONDS:
+            if silent_for > GAP_SECONDS:
+                # Nothing came for a while (muted, a stall, a republish): that was a pause, so
+                # an utterance cut off by it ends.
+                gap = min(silent_for, GAP_FILL_SECONDS)
+                done += self.vad.feed(np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32))
+            # Otherwise lost packets made the sample count fall behind the clock, bit by bit:
+            # only the timeline moves, the speech goes on.
+            self.timeline.anchor(self.vad.samples_fed, begins)
+        done += self.vad.feed(pcm)
+        return done
+
+
+@dataclass
+class _Job:
+    key: StreamKey
+    utterance: Utterance
+    start_wall: float
+    end_wall: float
+    speech_end_wall: float
+
+
+@dataclass
+class _Counters:
+    packets: int = 0
+    bad_packets: int = 0
+    utterances: int = 0
+    finals: int = 0
+    partials: int = 0
+    dropped_hallucinations: int = 0
+    full_window: int = 0  # utterances the short window could not decode (recognizer.py)
+    audio_s: float = 0.0
+    transcribe_s: float = 0.0
+
+
+# ---- the worker --------------------------------------------------------------------------------
+
+
+class CaptionWorker:
+    """Everything the process does, apart from the pipes (so tests can read it plainly)."""
+
+    def __init__(self, config: WorkerConfig, emit: Callable[[dict[str, Any]], None]) -> None:
+        self.config = config
+        self.emit = emit
+        self.counters = _Counters()
+        self._streams: dict[StreamKey, _Stream] = {}
+        self._lock = threading.Lock()  # streams are fed by the reader, peeked by the transcriber
+        self._jobs: queue.Queue[_Job | str | None] = queue.Queue()
+        self._recognise: Recognizer | None = None
+        self._thread = threading.Thread(target=self._transcriber, name="transcriber", daemon=True)
+
+    def start(self) -> None:
+        started = time.monotonic()
+        c = self.config
+        self._recognise = Recognizer(
+            c.model,
+            english_only=c.english_only,
+            beam=c.beam,
+            cpu_threads=c.cpu_threads,
+            short_window=c.short_window,
+        )
+        # One tiny pass so the first real caption does not pay for lazy initialisation.
+        self._recognise(np.zeros(SAMPLE_RATE // 2, dtype=np.float32))
+        self.emit({"type": "ready", "load_s": round(time.monotonic() - started, 3)})
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+    # ---- input (the reader thread) --------------------------------------------------------------
+
+    def packet(self, key: StreamKey, wall: float, data: bytes) -> None:
+        self.counters.packets += 1
+        with self._lock:
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = _Stream(key, self.config.vad)
+            try:
+                pcm = stream.decode(data)
+            except Exception:
+                # A corrupt or foreign packet: skip it, the decoder recovers on the next one.
+                self.counters.bad_packets += 1
+                return
+            if len(pcm):
+                self._queue(stream, stream.add(wall, pcm))
+
+    def end(self, key: StreamKey) -> None:
+        with self._lock:
+            stream = self._streams.pop(key, None)
+            if stream is not None:
+                self._queue(stream, stream.vad.flush())
+
+    def drain(self, token: str) -> None:
+        self._jobs.put(token)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "type": "stats",
+            "cpu_s": time.process_time(),
+            "reader_cpu_s": time.thread_time(),  # asked on the reader: decoding and VAD
+            "streams": len(self._streams),
+            "queued": self._jobs.qsize(),
+            **asdict(self.counters),
+        }
+
+    def _queue(self, stream: _Stream, utterances: list[Utterance]) -> None:
+        for u in utterances:
+            self.counters.utterances += 1
+            t = stream.timeline
+            self._jobs.put(
+                _Job(stream.key, u, t.wall(u.start), t.wall(u.end), t.wall(u.speech_end))
+            )
+
+    # ---- transcription (its own thread) ---------------------------------------------------------
+
+    def _transcriber(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=0.1)
+            except queue.Empty:
+                if self.config.partials:
+                    self._partial()
+                continue
+            if job is None:
+                return
+            if isinstance(job, str):
+                self.emit({"type": "drained", "token": job})
+                continue
+            try:
+                self._final(job)
+            except Exception as exc:  # a model failure must not end every stream's captions
+                log.exception("transcribing an utterance failed")
+                self.emit({"type": "error", "message": f"transcription failed: {exc}"})
+
+    def _final(self, job: _Job) -> None:
+        u = job.utterance
+        assert self._recognise is not None
+        began = time.monotonic()
+        found = self._recognise(u.audio)
+        self.counters.transcribe_s += time.monotonic() - began
+        self.counters.audio_s += u.duration_s
+        if not found.fast:
+            self.counters.full_window += 1
+        speech_s = (u.speech_end - u.start) / SAMPLE_RATE
+        if not plausible(found, speech_s):
+            self.counters.dropped_hallucinations += 1
+            return
+        self.counters.finals += 1
+        self.emit(
+            {
+                "type": "final",
+                "conversation_id": job.key[0],
+                "user_id": job.key[1],
+                "start": job.start_wall,
+                "end": job.end_wall,
+                "utterance_end": job.speech_end_wall,
+                "text": found.text,
+                "cut": u.cut,
+                "audio_s": round(u.duration_s, 3),
+                "emitted_at": time.time(),
+            }
+        )
+
+    def _partial(self) -> None:
+        """Transcribe the longest-waiting utterance in progress, if one is due a partial."""
+        every = int(self.config.partial_every_s * SAMPLE_RATE)
+        with self._lock:
+            due: tuple[int, _Stream, int] | None = None
+            for candidate in self._streams.values():
+                if not candidate.vad.in_speech:
+                    continue
+                ongoing_start = candidate.vad.ongoing_start
+                since = (
+                    candidate.partial_at
+                    if candidate.partial_start == ongoing_start
+                    else ongoing_start
+                )
+                waiting = candidate.vad.samples_fed - since
+                if waiting >= every and (due is None or waiting > due[0]):
+                    due = (waiting, candidate, ongoing_start)
+            if due is None:
+                return
+            _, stream, start = due
+            ongoing = stream.vad.ongoing()
+            if ongoing is None:
+                return
+            audio = ongoing[1]
+            stream.partial_start, stream.partial_at = start, stream.vad.samples_fed
+            start_wall = stream.timeline.wall(start)
+        assert self._recognise is not None
+        found = self._recognise(audio)
+        with self._lock:
+            # The utterance may have finished meanwhile: its final caption supersedes this.
+            ongoing = stream.vad.ongoing()
+            still = ongoing is not None and ongoing[0] == start and stream.key in self._streams
+        if still and plausible(found, len(audio) / SAMPLE_RATE):
+            self.counters.partials += 1
+            self.emit(
+                {
+                    "type": "partial",
+                    "conversation_id": stream.key[0],
+                    "user_id": stream.key[1],
+                    "start": start_wall,
+                    "text": found.text,
+                    "emitted_at": time.time(),
+                }
+            )
+
+
+# ---- the process -------------------------------------------------------------------------------
+
+
+def main() -> int:
+    # The protocol owns stdout: keep a private copy of it and point fd 1 at stderr, so a stray
+    # print or a library's progress bar can never corrupt a frame.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, format="caption-worker %(levelname)s %(message)s")
+    with contextlib.suppress(OSError):
+        # Below the node's own priority: when both want the CPU, forwarding media and room
+        # events comes first and a caption waits a few milliseconds more.
+        os.nice(5)
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per utterance
+    write_lock = threading.Lock()
+
+    def emit(message: dict[str, Any]) -> None:
+        data = frame(KIND_JSON, json.dumps(message).encode())
+        with write_lock:
+            try:
+                out.write(data)
+            except (BrokenPipeError, OSError):
+                os._exit(0)  # the node is gone: nothing left to caption for
+
+    inp = sys.stdin.buffer
+    first = read_frame(inp)
+    if first is None or first[0] != KIND_CONFIG:
+        emit({"type": "error", "message": "expected a config frame first"})
+        return 2
+    try:
+        worker = CaptionWorker(WorkerConfig.from_json(first[1]), emit)
+        worker.start()
+    except Exception as exc:
+        emit({"type": "error", "message": f"could not load the caption model: {exc}"})
+        return 3
+    while (got := read_frame(inp)) is not None:
+        kind, payload = got
+        if kind == KIND_PACKET:
+            conversation, user, wall = PACKET.unpack_from(payload)
+            worker.packet((conversation, user), wall, payload[PACKET.size :])
+        elif kind == KIND_END:
+            conversation, user = STREAM.unpack(payload)
+            worker.end((conversation, user))
+        elif kind == KIND_DRAIN:
+            worker.drain(str(json.loads(payload)["token"]))
+        elif kind == KIND_STATS:
+            emit(worker.stats())
+    worker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

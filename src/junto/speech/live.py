@@ -1,0 +1,282 @@
+"""Live captions: speakers' audio to stored, delivered caption events.
+
+`LiveCaptioner` is an on-air consumer (`junto.recording.on_air`): while a speaker's camera
+source is on air it taps their Opus packets (`MediaBackend.add_tap`) and copies each one, with
+its arrival time, into the caption worker process (`junto.speech.caption_process`). The tap
+runs on the forwarding path of the event loop, so it only copies bytes into a bounded queue;
+decoding, voice activity detection and Whisper all happen in the worker.
+
+The worker's results come back on a reader thread and are handed to the loop. A final caption
+is stored (`captions` row, times in ms since the conversation went live) together with a room
+event `caption` in one transaction, then delivered through the hub like any room event
+(docs/protocol.md, "Captions"). Partial captions are ephemeral `caption.partial` control frames
+for this process's connections only: they are a preview, replaced by the final caption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from junto.accounts import person
+from junto.media.base import Source
+from junto.realtime import log as room_log
+from junto.realtime.connection import control
+from junto.speech.caption_process import CaptionProcess, Message
+from junto.speech.caption_worker import StreamKey, WorkerConfig
+from junto.speech.models import is_english_only, resolve_model
+from junto.storage.tables import Caption, User
+
+if TYPE_CHECKING:
+    from junto.node import Node
+
+log = logging.getLogger("junto.speech")
+
+# How long a speaker's name and timeline origin are kept after they go off air: the final
+# caption of their last utterance arrives after off_air.
+_FORGET_AFTER_S = 120.0
+
+
+@dataclass
+class CaptionStats:
+    """In-memory figures for the benchmark and health checks (this process only)."""
+
+    captions: int = 0
+    partials: int = 0
+    worker_restarts: int = 0
+    # Milliseconds from the end of an utterance's speech to the worker's result, and to the
+    # moment the stored event was handed to the hub.
+    latency_ms: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=1000)
+    )
+    delivered_ms: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=1000)
+    )
+    worker: dict[str, Any] = field(default_factory=dict)  # the worker's last stats message
+
+    def snapshot(self, dropped_packets: int = 0) -> dict[str, Any]:
+        return {
+            "captions": self.captions,
+            "partials": self.partials,
+            "worker_restarts": self.worker_restarts,
+            "dropped_packets": dropped_packets,
+            "latency_ms_p50": percentile(self.latency_ms, 50),
+            "latency_ms_p95": percentile(self.latency_ms, 95),
+            "delivered_ms_p95": percentile(self.delivered_ms, 95),
+        }
+
+
+def percentile(values: Iterable[float], pct: float) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return round(ordered[rank], 1)
+
+
+@dataclass
+class _Speaker:
+    """One speaker's captioned source while on air (and a while after)."""
+
+    room: int
+    user_id: int
+    started_at: datetime
+    person: asyncio.Task[dict[str, Any]]
+    remove_tap: Callable[[], None] | None = None
+    forget: asyncio.TimerHandle | None = None
+
+
+def worker_config(node_settings: Any) -> WorkerConfig:
+    """The caption worker's settings from the node's (model resolved here, once)."""
+    resolved = resolve_model(node_settings.caption_model, node_settings)
+    english = is_english_only(node_settings.caption_model) or is_english_only(resolved)
+    return WorkerConfig(model=resolved, english_only=english, beam=node_settings.caption_beam)
+
+
+class LiveCaptioner:
+    """Captions every on-air speaker's camera audio; see the module docstring."""
+
+    def __init__(self, node: Node, config: WorkerConfig | None = None) -> None:
+        self.node = node
+        self.config = config
+        self.stats = CaptionStats()
+        self.process: CaptionProcess | None = None
+        self._speakers: dict[StreamKey, _Speaker] = {}
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._drains: dict[str, asyncio.Future[None]] = {}
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        config = self.config or worker_config(self.node.settings)
+        self.process = CaptionProcess(config, self._from_worker_thread)
+        # The worker (and its model, about a second to load) starts with the first speaker.
+        self.process.start()
+        self._consumer = self._loop.create_task(self._consume(), name="captions")
+
+    async def stop(self) -> None:
+        for speaker in self._speakers.values():
+            if speaker.remove_tap is not None:
+                speaker.remove_tap()
+            if speaker.forget is not None:
+                speaker.forget.cancel()
+        self._speakers.clear()
+        if self.process is not None:
+            await asyncio.to_thread(self.process.stop)
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+
+    async def drain(self) -> None:
+        """Wait until every packet tapped so far is transcribed and its caption delivered
+        (for tests and the benchmark; streams still on air keep their utterance in progress).
+        Callers bound the wait with `asyncio.timeout`."""
+        if self.process is None:
+            return
+        token = f"drain-{len(self._drains)}-{time.monotonic()}"
+        done = asyncio.get_running_loop().create_future()
+        self._drains[token] = done
+        self.process.drain(token)
+        try:
+            await done
+        finally:
+            self._drains.pop(token, None)
+
+    def health(self) -> dict[str, Any]:
+        dropped = self.process.dropped if self.process is not None else 0
+        return self.stats.snapshot(dropped)
+
+    # ---- on air (called on the event loop; must not block) --------------------------------------
+
+    def on_air(self, room: int, user_id: int, source: str, started_at: datetime) -> None:
+        media, process = self.node.media, self.process
+        if source != Source.CAMERA or media is None or process is None:
+            return  # screen shares carry a computer's sound, not the speaker's words
+        key = (room, user_id)
+        old = self._speakers.get(key)
+        if old is not None:
+            if old.remove_tap is not None:
+                old.remove_tap()
+            if old.forget is not None:
+                old.forget.cancel()
+        loop = asyncio.get_running_loop()
+        speaker = _Speaker(room, user_id, started_at, loop.create_task(self._person(user_id)))
+        self._speakers[key] = speaker
+
+        def tap(kind: str, packet: Any) -> None:
+            if kind == "audio":
+                # Copy now: the packet's buffer belongs to the forwarding path.
+                process.send_packet(key, time.time(), bytes(packet))
+
+        speaker.remove_tap = media.add_tap(room, user_id, tap, Source.CAMERA)
+        process.warm()
+
+    def off_air(self, room: int, user_id: int, source: str) -> None:
+        key = (room, user_id)
+        speaker = self._speakers.get(key)
+        if source != Source.CAMERA or speaker is None or speaker.remove_tap is None:
+            return
+        speaker.remove_tap()
+        speaker.remove_tap = None
+        if self.process is not None:
+            self.process.end_stream(key)  # the worker finishes the utterance in progress
+        speaker.forget = asyncio.get_running_loop().call_later(
+            _FORGET_AFTER_S, self._forget, key, speaker
+        )
+
+    def _forget(self, key: StreamKey, speaker: _Speaker) -> None:
+        if self._speakers.get(key) is speaker and speaker.remove_tap is None:
+            del self._speakers[key]
+
+    async def _person(self, user_id: int) -> dict[str, Any]:
+        async with self.node.db() as db:
+            user = await db.get(User, user_id)
+        if user is None:
+            return {"id": user_id, "name": "?", "colour": "#55575d", "is_guest": False}
+        return person(user)
+
+    # ---- results from the worker ----------------------------------------------------------------
+
+    def _from_worker_thread(self, message: Message) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._inbox.put_nowait, message)
+
+    async def _consume(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            try:
+                await self._handle(message)
+            except Exception:
+                log.exception("handling a caption failed")
+
+    async def _handle(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "final":
+            await self._final(message)
+        elif kind == "partial":
+            await self._partial(message)
+        elif kind == "exited":
+            self.stats.worker_restarts += 1
+        elif kind == "stats":
+            self.stats.worker = message
+        elif kind == "drained":
+            # Messages are handled in order, so every caption before this one is delivered.
+            done = self._drains.get(str(message.get("token")))
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    def _speaker_of(self, message: Message) -> _Speaker | None:
+        return self._speakers.get((int(message["conversation_id"]), int(message["user_id"])))
+
+    async def _final(self, message: Message) -> None:
+        speaker = self._speaker_of(message)
+        if speaker is None:
+            return
+        origin = speaker.started_at.timestamp()
+        start_ms = max(0, round((float(message["start"]) - origin) * 1000))
+        end_ms = max(start_ms, round((float(message["end"]) - origin) * 1000))
+        text = str(message["text"])
+        who = await speaker.person
+        data = {"user": who, "text": text, "start_ms": start_ms, "end_ms": end_ms}
+        async with self.node.db() as db:
+            event = await room_log.append(db, speaker.room, "caption", data, speaker.user_id)
+            db.add(
+                Caption(
+                    conversation_id=speaker.room,
+                    user_id=speaker.user_id,
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                    text=text,
+                )
+            )
+            await db.commit()
+        if self.node.hub is not None:
+            await self.node.hub.deliver(event)
+        spoken_end = float(message["utterance_end"])
+        self.stats.captions += 1
+        self.stats.latency_ms.append((float(message["emitted_at"]) - spoken_end) * 1000)
+        self.stats.delivered_ms.append((time.time() - spoken_end) * 1000)
+
+    async def _partial(self, message: Message) -> None:
+        speaker = self._speaker_of(message)
+        hub = self.node.hub
+        room = hub.rooms.get(speaker.room) if hub is not None and speaker is not None else None
+        if speaker is None or room is None:
+            return
+        start_ms = max(0, round((float(message["start"]) - speaker.started_at.timestamp()) * 1000))
+        who = await speaker.person
+        self.stats.partials += 1
+        room.broadcast(
+            control("caption.partial", user=who, text=str(message["text"]), start_ms=start_ms)
+        )

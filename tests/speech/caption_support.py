@@ -1,0 +1,184 @@
+"""Speech for the caption tests: espeak-ng scripts as WAV, 16 kHz samples and Opus packets.
+
+Each speaker has an espeak-ng voice and a few sentences; the WAV is what a browser's fake
+microphone would play, and the Opus packets (20 ms, libopus through PyAV) are what the SFU's
+tap hands the live captioner. Scoring uses the lead's `speech_scoring.wer` (normalised WER).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+RATE = 48_000
+PACKET_SAMPLES = 960  # 20 ms at 48 kHz: what browsers send
+
+ANA = (
+    "en-us",
+    "Welcome to the stage. Today we talk about rivers and the cities built beside them. "
+    "Water brought trade, and trade brought people to the banks.",
+)
+BEN = (
+    "en-gb",
+    "Thank you for having me. I grew up on a houseboat, so this topic is personal. "
+    "People come back to the water every summer.",
+)
+
+
+def need_tools() -> None:
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(
+                f"{tool} is not installed (the caption tests need espeak-ng and sox)"
+            )
+
+
+def speak(folder: Path, name: str, voice: str, text: str, lead_s: float = 0.5) -> Path:
+    """`text` spoken by espeak-ng `voice` as a 48 kHz mono 16-bit WAV, with silence around it."""
+    need_tools()
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = folder / f"{name}-raw.wav"
+    out = folder / f"{name}.wav"
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "sox",
+            str(raw),
+            "-b",
+            "16",
+            "-c",
+            "1",
+            str(out),
+            "norm",
+            "-3",
+            "rate",
+            str(RATE),
+            "pad",
+            str(lead_s),
+            "1.0",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def pcm16k(path: Path) -> npt.NDArray[np.float32]:
+    from faster_whisper.audio import decode_audio
+
+    return np.asarray(decode_audio(str(path), sampling_rate=16_000), dtype=np.float32)
+
+
+def encode_opus(samples: npt.NDArray[np.int16]) -> list[bytes]:
+    """48 kHz mono int16 samples as 20 ms Opus packets (libopus, 32 kbit/s, like a browser)."""
+    enc = av.CodecContext.create("libopus", "w")
+    enc.sample_rate = RATE
+    enc.layout = "mono"
+    enc.format = "s16"
+    enc.bit_rate = 32_000
+    packets: list[bytes] = []
+    usable = len(samples) - len(samples) % PACKET_SAMPLES
+    for start in range(0, usable, PACKET_SAMPLES):
+        frame = av.AudioFrame.from_ndarray(
+            samples[start : start + PACKET_SAMPLES].reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = RATE
+        frame.pts = start
+        packets += [bytes(p) for p in enc.encode(frame)]
+    packets += [bytes(p) for p in enc.encode(None)]
+    return packets
+
+
+def wav_samples(path: Path) -> npt.NDArray[np.int16]:
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2)
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).copy()
+
+
+def opus_packets(path: Path) -> list[bytes]:
+    return encode_opus(wav_samples(path))
+
+
+def silence_packets(seconds: float) -> list[bytes]:
+    return encode_opus(np.zeros(int(seconds * RATE), dtype=np.int16))
+
+
+def noise_packets(seconds: float, level: float = 0.3, seed: int = 7) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(int(seconds * RATE)) * level * 32767
+    return encode_opus(np.clip(noise, -32767, 32767).astype(np.int16))
+
+
+def garbage_packets(count: int, seed: int = 3) -> list[bytes]:
+    """Random bytes in place of Opus: a corrupt or hostile stream."""
+    rng = np.random.default_rng(seed)
+    return [
+        rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8).tobytes()
+        for _ in range(count)
+    ]
+
+
+class Inbox:
+    """Messages from a caption worker (called from its reader thread), with waiting."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        with self._cond:
+            self.messages.append(message)
+            self._cond.notify_all()
+
+    def wait_for(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float = 60.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for message in self.messages[seen:]:
+                    if check(message):
+                        return message
+                seen = len(self.messages)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no matching worker message in {timeout} s")
+                self._cond.wait(left)
+
+    def finals(self, user_id: int, conversation_id: int | None = None) -> list[dict[str, Any]]:
+        with self._cond:
+            return [
+                m
+                for m in self.messages
+                if m.get("type") == "final"
+                and m["user_id"] == user_id
+                and (conversation_id is None or m["conversation_id"] == conversation_id)
+            ]
+
+
+def interleave(*streams: Iterable[tuple[Any, bytes]]) -> list[tuple[Any, bytes, int]]:
+    """Packets of several streams in arrival order: (key, packet, index in its stream)."""
+    lists = [list(s) for s in streams]
+    out: list[tuple[Any, bytes, int]] = []
+    for i in range(max(len(items) for items in lists)):
+        for items in lists:
+            if i < len(items):
+                key, packet = items[i]
+                out.append((key, packet, i))
+    return out
