@@ -86,7 +86,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret")
+    # No job worker processes: tests that need workers run them explicitly.
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret", workers=0
+    )
 
 
 @pytest.fixture
@@ -183,6 +186,9 @@ def make_live_node(data_dir: Path, **env: str) -> LiveNode:
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("JUNTO_")}
     full_env.update({"JUNTO_SECRET_KEY": "live-test-secret", "JUNTO_LOG_LEVEL": "warning"})
+    # Captions (a Whisper worker process) and job workers cost CPU that most live-node tests do
+    # not need; the recording and transcription tests turn them on.
+    full_env.update({"JUNTO_CAPTIONS": "0", "JUNTO_WORKERS": "0"})
     full_env.update(env)
     return LiveNode(data_dir=data_dir, port=free_port(), env=full_env)
 

@@ -54,6 +54,12 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             await node.media.start()
             node.stage = StageMedia(node, node.media)
             node.hub.event_listeners.append(node.stage.on_room_event)
+            await _start_capture(node)
+        if settings.workers > 0:
+            from junto.jobs.supervisor import WorkerPool
+
+            node.workers = WorkerPool(settings)
+            await node.workers.start()
         app.state.node = node
         log.info(
             "junto %s node %s up: database=%s pubsub=%s media=%s",
@@ -67,6 +73,14 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             yield
         finally:
             await node.hub.stop()
+            if node.on_air is not None:
+                await node.on_air.stop()  # closes every recording piece and caption stream
+            if node.recorder is not None:
+                await node.recorder.stop()
+            if node.captioner is not None:
+                await node.captioner.stop()
+            if node.workers is not None:
+                await node.workers.stop()
             if node.stage is not None:
                 await node.stage.stop()
             if node.media is not None:
@@ -86,17 +100,43 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     return app
 
 
+async def _start_capture(node: Node) -> None:
+    """Recording and live captions: both follow who is on air (junto.recording.on_air)."""
+    from junto.recording.on_air import OnAir
+
+    assert node.hub is not None and node.stage is not None
+    node.on_air = OnAir(node)
+    node.stage.publication_listeners.append(node.on_air.publications_changed)
+    node.hub.event_listeners.append(node.on_air.on_room_event)
+    if node.settings.recording:
+        from junto.recording.recorder import Recorder
+
+        node.recorder = Recorder(node)
+        node.on_air.add(node.recorder)
+        await node.recorder.start()
+    if node.settings.captions:
+        from junto.speech.live import LiveCaptioner
+
+        node.captioner = LiveCaptioner(node)
+        node.on_air.add(node.captioner)
+        await node.captioner.start()
+
+
 def _install_routes(app: FastAPI) -> None:
     from junto.realtime import ws
     from junto.web import (
         accounts_api,
         accounts_pages,
+        captions_api,
         conversations_api,
         conversations_pages,
         health,
+        jobs_api,
         room_api,
         room_page,
         security,
+        transcript_api,
+        transcript_pages,
     )
 
     security.install(app)
@@ -104,10 +144,14 @@ def _install_routes(app: FastAPI) -> None:
         health,
         accounts_api,
         accounts_pages,
+        captions_api,
         conversations_api,
         conversations_pages,
+        jobs_api,
         room_api,
         room_page,
+        transcript_api,
+        transcript_pages,
         ws,
     ):
         app.include_router(module.router)

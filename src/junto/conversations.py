@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from junto import processing
 from junto.conversation_fields import ConversationCreate, ConversationPatch
 from junto.realtime import log as room_log
 from junto.storage.tables import (
@@ -296,7 +297,7 @@ async def edit(
 # ---- the lifecycle ------------------------------------------------------------------------------
 
 # action -> (required state, next state, timestamp column set on entry). "published" exists in
-# the schema but publishing (recording, transcript) arrives with a later issue.
+# the schema; the host publishes a reviewed conversation with the published-page issue.
 TRANSITIONS: dict[str, tuple[ConversationState, ConversationState, str]] = {
     "start": (ConversationState.SCHEDULED, ConversationState.LIVE, "started_at"),
     "end": (ConversationState.LIVE, ConversationState.ENDED, "ended_at"),
@@ -338,6 +339,10 @@ async def transition(
         },
         actor_id=by.id,
     )
+    if target == ConversationState.ENDED:
+        # In the same transaction as the state change: an ended conversation always has its
+        # transcript and composite recording queued, whatever crashes next.
+        await processing.after_end(db, conv.id)
     await db.commit()
     await announce(node, conv, [event])
     return event

@@ -12,9 +12,13 @@ from junto.pubsub import PubSub
 from junto.ratelimit import PostingLimiters
 
 if TYPE_CHECKING:
+    from junto.jobs.supervisor import WorkerPool
     from junto.media.base import MediaBackend
     from junto.realtime.hub import Hub
     from junto.realtime.signaling import StageMedia
+    from junto.recording.on_air import OnAir
+    from junto.recording.recorder import Recorder
+    from junto.speech.live import LiveCaptioner
 
 
 @dataclass
@@ -27,6 +31,10 @@ class Node:
     hub: Hub | None = None
     media: MediaBackend | None = None  # None when live media is turned off
     stage: StageMedia | None = None
+    on_air: OnAir | None = None  # speakers publishing in a live conversation
+    recorder: Recorder | None = None  # None when recording is off or there is no media
+    captioner: LiveCaptioner | None = None  # None when live captions are off
+    workers: WorkerPool | None = None  # job worker processes started by this node
 
     @property
     def database_backend(self) -> str:

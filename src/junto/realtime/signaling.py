@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,8 @@ class StageMedia:
         self._viewers_throttle = Throttle(COALESCE_SECONDS, self._broadcast_viewers)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Told about every change of a room's publications (junto.recording.on_air).
+        self.publication_listeners: list[Callable[[int, list[Publication]], None]] = []
         backend.set_listener(self)
 
     # ---- sessions --------------------------------------------------------------------------------
@@ -188,6 +191,11 @@ class StageMedia:
 
     def publications_changed(self, room: int, publications: list[Publication]) -> None:
         self.publishers_changed(room)
+        for listener in self.publication_listeners:
+            try:
+                listener(room, publications)
+            except Exception:
+                log.exception("a publication listener failed")
 
     def active_speaker(self, room: int, user_id: int | None, levels: dict[int, float]) -> None:
         self.broadcast(

@@ -21,6 +21,16 @@ class MediaHealth(BaseModel):
     max_viewers: int
 
 
+class CaptionHealth(BaseModel):
+    captions: int
+    partials: int
+    worker_restarts: int
+    dropped_packets: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    delivered_ms_p95: float | None
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -28,6 +38,10 @@ class Health(BaseModel):
     database: str
     pubsub: str
     media: MediaHealth | None
+    # Live captions on this process: counts, drops and latency since it started.
+    captions: CaptionHealth | None = None
+    # Job worker processes this node started (more may run elsewhere).
+    workers: int = 0
 
 
 @router.get("/healthz", response_model=Health)
@@ -52,4 +66,6 @@ async def healthz(node: NodeDep) -> Health:
         database=node.database_backend,
         pubsub=node.pubsub.name,
         media=media,
+        captions=CaptionHealth(**node.captioner.health()) if node.captioner is not None else None,
+        workers=len(node.workers.pids) if node.workers is not None else 0,
     )

@@ -55,6 +55,9 @@ async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> HT
             "stage_locked": conv.stage_locked,
         },
         "limits": {"chat": limits.chat_max_chars, "backchannel": limits.backchannel_max_chars},
+        # Live captions (junto.speech.live) run only when the node has them on and has media.
+        "captions": node.settings.captions and node.media is not None,
+        "recording": node.settings.recording and node.media is not None,
     }
     return render(
         request,
@@ -65,6 +68,8 @@ async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> HT
         hosts=await _hosts(db, conv),
         limits=room_data["limits"],
         room_data=room_data,
+        can_manage=viewer is not None and await conversations.can_manage(db, conv, viewer),
+        is_over=summary["state"] in ("ended", "published"),
     )
 
 

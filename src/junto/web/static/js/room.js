@@ -3,11 +3,13 @@
 // <script type="application/json" id="room-data"> block (no inline script: strict CSP).
 
 import { BackchannelView } from "./backchannel.js";
+import { CaptionsView } from "./captions.js";
 import { ChatView } from "./chat.js";
 import { HostControls, errorMessage } from "./host.js";
 import { MediaClient } from "./media.js";
 import { isModerator, isOnStage, ROLE_LABELS } from "./person.js";
 import { PresenceView } from "./presence.js";
+import { refreshProcessing } from "./processing.js";
 import { RealtimeClient } from "./realtime.js";
 import { formatOffset } from "./richtext.js";
 import { PeopleStore, StageView } from "./stage.js";
@@ -29,6 +31,7 @@ class Room {
     this.slug = data.slug;
     this.limits = { chat: data.limits?.chat ?? 2000, backchannel: data.limits?.backchannel ?? 280 };
     this.conversation = data.conversation;
+    this.recording = Boolean(data.recording);
     this.settings = { slow_mode_seconds: data.settings?.slow_mode_seconds ?? 0,
       stage_locked: Boolean(data.settings?.stage_locked) };
     const viewer = data.viewer;
@@ -55,6 +58,7 @@ class Room {
     this.stage = new StageView(stagePanel, this, this.store, this.media);
     this.stageControls = new StageControls(stagePanel, this, this.store, this.media, this.stage);
     this.presence = new PresenceView(document.getElementById("panel-people"), this, this.store);
+    this.captions = new CaptionsView(document.getElementById("captions"), document.querySelector(".cc-button"));
     this.host = new HostControls(document.querySelector(".host-controls"), this);
     this.setupJoin();
     // Hashtags in the chat filter the backchannel too (and show it, on a phone).
@@ -149,6 +153,10 @@ class Room {
     c.addEventListener("snapshot", (ev) => this.onSnapshot(ev.detail));
     c.addEventListener("room", (ev) => this.onRoomEvent(ev.detail));
     c.addEventListener("presence", (ev) => this.presence.onPresence(ev.detail));
+    // caption.partial is a control frame (no id, not replayed): it comes only as a raw frame.
+    c.addEventListener("frame", (ev) => {
+      if (ev.detail.type === "caption.partial") this.captions.onPartial(ev.detail);
+    });
     c.addEventListener("servererror", (ev) => {
       // Errors for no frame of ours (e.g. bad_resume, which is followed by a snapshot).
       console.warn("junto:", ev.detail.code, ev.detail.message);
@@ -217,11 +225,15 @@ class Room {
     else if (type.startsWith("stage.") || type.startsWith("participant.")) {
       this.store.onEvent(frame);
       this.aboutMe(frame);
-    } else if (type === "room.settings") this.applySettings(data);
+    } else if (type === "caption") this.captions.onEvent(frame);
+    else if (type === "room.settings") this.applySettings(data);
     else if (type === "conversation.state") {
       this.applyConversation({ ...this.conversation, ...data });
       // The node stops publications when a conversation ends (media.ended); stop at once.
-      if (this.isOver()) this.media.stopAll({ send: false });
+      if (this.isOver()) {
+        this.media.stopAll({ send: false });
+        this.captions.clearPartials();
+      }
       // Edit buttons and reactions depend on the state: redraw them.
       this.applyMe(true);
     } else if (type === "conversation.updated") {
@@ -319,6 +331,16 @@ class Room {
     badge.dataset.state = c.state;
     badge.classList.toggle("live", c.state === "live");
     if (Array.isArray(c.tags)) this.renderTags(c.tags);
+    // "Recording" while live (only consenting speakers are recorded); after the end, where the
+    // transcript and the video will be, and the jobs making them.
+    const rec = document.getElementById("rec-badge");
+    if (rec) rec.hidden = !(this.recording && c.state === "live");
+    const after = document.getElementById("after-end");
+    if (after) {
+      const wasHidden = after.hidden;
+      after.hidden = !this.isOver(c.state);
+      if (wasHidden && !after.hidden) refreshProcessing();
+    }
     this.host.setState(c.state);
     this.tickElapsed();
     if (this.client) this.fitPanels();
