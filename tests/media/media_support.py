@@ -48,6 +48,8 @@ from conftest import IN_CI, LiveNode, make_live_node
 sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
 from browser_support import api, screenshot
 
+__all__ = ["api"]  # re-exported for the test modules
+
 CHROMIUM = "/usr/bin/chromium"
 MEDIA_ARGS = [
     "--no-sandbox",
