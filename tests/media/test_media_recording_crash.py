@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jiwer
 import pytest
-from conversation_support import RIVERS, Track, make_conversation
+from conversation_support import RIVERS, Track, ffprobe_seconds, make_conversation
 from media_support import (
     api,
     create_live_conversation,
@@ -34,7 +31,7 @@ from media_support import (
 from playwright.async_api import Playwright
 from speech_support import Speech
 
-from conftest import IN_CI, LiveNode
+from conftest import LiveNode
 from speech_scoring import normalize
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -58,20 +55,6 @@ def monologue(tmp_path_factory: pytest.TempPathFactory) -> Track:
     """Ana says every line of the rivers conversation herself."""
     turns = tuple(("ana", text) for _, text in RIVERS)
     return make_conversation(tmp_path_factory.mktemp("monologue"), turns)["ana"]
-
-
-def ffprobe_seconds(path: Path) -> float:
-    if shutil.which("ffprobe") is None:
-        if IN_CI:
-            pytest.fail("ffprobe is not installed (Debian package ffmpeg)", pytrace=False)
-        pytest.skip("ffprobe is not installed")
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return float(json.loads(out)["format"]["duration"])
 
 
 def pieces(node: LiveNode, slug: str) -> list[dict[str, Any]]:

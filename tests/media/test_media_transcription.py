@@ -11,19 +11,15 @@ error rate (speech_scoring), and the files are measured with ffprobe.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jiwer
 import pytest
-from conversation_support import Track, make_conversation
+from conversation_support import Track, ffprobe_seconds, make_conversation
 from media_support import (
     MediaPerson,
     api,
@@ -42,7 +38,7 @@ from media_support import (
 from playwright.async_api import Playwright, expect
 from speech_support import Speech
 
-from conftest import IN_CI, LiveNode
+from conftest import LiveNode
 from speech_scoring import corpus_wer, normalize, wer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -69,20 +65,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
 @pytest.fixture(scope="module")
 def tracks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Track]:
     return make_conversation(tmp_path_factory.mktemp("conversation"))
-
-
-def ffprobe_seconds(path: Path) -> float:
-    if shutil.which("ffprobe") is None:
-        if IN_CI:
-            pytest.fail("ffprobe is not installed (Debian package ffmpeg)", pytrace=False)
-        pytest.skip("ffprobe is not installed")
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return float(json.loads(out)["format"]["duration"])
 
 
 def microphone(track: Track) -> Speech:

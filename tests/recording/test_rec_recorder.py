@@ -355,3 +355,49 @@ async def test_a_leftover_journal_of_the_same_name_is_moved_aside(stage: Stage) 
     assert (folder / "1.journal").stat().st_size > 1000
     [stale] = folder.glob("1.journal.stale-*")
     assert stale.read_bytes() == b"old"
+
+
+async def test_a_corrupt_stream_beside_a_good_one_leaves_the_good_recording_whole(
+    stage: Stage,
+) -> None:
+    """A speaker whose packets are garbage (a broken encoder, a hostile client) is recorded
+    as what it sent, or fails with a reason; the speaker beside them is recorded whole."""
+    room = stage.conv.id
+    good, bad = stage.speakers
+    started = utcnow()
+    for speaker in (good, bad):
+        stage.recorder.on_air(room, speaker.id, "camera", started)
+    good_piece = stage.recorder.piece(room, good.id, "camera")
+    bad_piece = stage.recorder.piece(room, bad.id, "camera")
+    assert good_piece is not None and bad_piece is not None
+    packets = arrivals(seconds=2.0)
+    garbage = [
+        Arrival(a.kind, os.urandom(len(a.data)), a.pts, a.time_base, a.keyframe, a.wall)
+        for a in packets
+    ]
+    # A key frame's header with garbage behind it: it passes the recorder's key-frame check.
+    garbage[0] = Arrival("video", b"\x10\x02\x00\x9d\x01\x2a" + os.urandom(500), 0,
+                         packets[0].time_base, True, packets[0].wall)  # fmt: skip
+    await asyncio.gather(feed(good_piece, packets), feed(bad_piece, garbage))
+    for speaker in (good, bad):
+        stage.recorder.off_air(room, speaker.id, "camera")
+
+    async def both_closed() -> bool:
+        rows = await stage.rows()
+        return len(rows) == 2 and all(r.state != RecordingState.RECORDING for r in rows)
+
+    await stage.wait_for(both_closed)
+    assert await stage.run_jobs("recording.finalize") == 2
+    rows = {r.user_id: r for r in await stage.rows()}
+    assert rows[good.id].state == RecordingState.READY
+    got = probe(stage.settings.data_dir / str(rows[good.id].path))
+    assert abs(got.duration - 2.0) < 0.2 and got.video_frames >= 55 and got.audio_seconds > 1.8
+    # The garbage speaker's job ended one way or the other, with a reason if it failed.
+    jobs = {
+        json.loads(j.payload)["recording_id"]: j for j in await stage.jobs("recording.finalize")
+    }
+    bad_job = jobs[rows[bad.id].id]
+    assert bad_job.state in (JobState.SUCCEEDED, JobState.FAILED)
+    assert rows[bad.id].state in (RecordingState.READY, RecordingState.FAILED)
+    if rows[bad.id].state == RecordingState.FAILED:
+        assert rows[bad.id].error
