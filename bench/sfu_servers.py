@@ -34,6 +34,13 @@ def node_server(workdir: Path, args: argparse.Namespace) -> Server:
         JUNTO_LOG_LEVEL="warning",
         JUNTO_MEDIA_ADDRESSES="127.0.0.1",
         JUNTO_MEDIA_MAX_VIEWERS=str(args.max_viewers),
+        # This benchmark measures forwarding. Recording, live captions (a Whisper process
+        # loading its model when the publishers go on air) and job workers would add their own
+        # CPU to the node's figures; bench/transcription.py measures captions. Turn them back
+        # on with --node-env JUNTO_CAPTIONS=1 and so on.
+        JUNTO_RECORDING="0",
+        JUNTO_CAPTIONS="0",
+        JUNTO_WORKERS="0",
     )
     for pair in args.node_env:
         key, _, value = pair.partition("=")
