@@ -186,7 +186,15 @@ async def test_processing_panel(
         # Both finish: the panel says so and stops asking.
         await finish(settings, render_id, track_id)
         await expect(summary).to_contain_text("All done.", timeout=TIMEOUT)
+        # Finished steps fold away (the page's own content comes first), one click from view.
+        await expect(panel.locator(".processing-list")).to_be_hidden()
+        toggle = panel.get_by_role("button", name="Show the steps")
+        await expect(toggle).to_have_attribute("aria-expanded", "false")
+        await toggle.click()
         await expect(items.locator(".processing-state")).to_have_text(["Done", "Done"])
+        await expect(panel.get_by_role("button", name="Hide the steps")).to_have_attribute(
+            "aria-expanded", "true"
+        )
         polls: list[str] = []
         page.on("request", lambda r: polls.append(r.url) if "/jobs" in r.url else None)
         await asyncio.sleep(4.5)

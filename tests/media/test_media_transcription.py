@@ -29,6 +29,7 @@ from media_support import (
     keep_screenshot,
     launch_person,
     playwright,  # noqa: F401 - fixture
+    screenshot,
     set_role,
     sign_up,
     start_media_node,
@@ -214,6 +215,16 @@ async def test_captions_transcript_and_recordings_of_a_conversation_in_turns(
         # Speakers alternate as they did: Ana opened, Ben answered.
         order = [ids.get(s["speaker"]["id"]) for s in segments if s["speaker"]]
         assert order[0] == "ana" and "ben" in order
+
+        # The host's transcript page shows it, with the video; the room says where it is.
+        await ana.page.goto(f"/c/{slug}/transcript")
+        await expect(ana.page.locator("li.segment")).to_have_count(len(segments))
+        await expect(ana.page.locator("video")).to_have_count(1)
+        await expect(ana.page.locator("li.segment").first).to_contain_text("Ana Host")
+        await screenshot(ana.page, "media-transcript-ana", full_page=True)
+        await cy.page.goto(f"/c/{slug}")
+        await expect(cy.page.locator("#after-end")).to_be_visible()
+        await keep_screenshot(cy, "ended")
 
         # ---- the files play, as long as the talk ------------------------------------------
         db = sqlite3.connect(node.data_dir / "junto.sqlite3")

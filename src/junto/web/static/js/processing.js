@@ -63,6 +63,17 @@ class ProcessingPanel {
     this.errorBox = root.querySelector(".processing-error");
     this.timer = null;
     this.states = null; // job id → state at the last refresh (null before the first)
+    // Once every step has succeeded the list folds away behind this button, so the page's
+    // content (the transcript, the room) is not pushed below a column of finished bars.
+    this.expanded = false;
+    this.toggle = el("button", { type: "button", className: "small secondary processing-toggle" });
+    this.toggle.hidden = true;
+    this.toggle.setAttribute("aria-controls", this.list.id || (this.list.id = `processing-list-${this.slug}`));
+    this.toggle.addEventListener("click", () => {
+      this.expanded = !this.expanded;
+      this.fold(true);
+    });
+    this.summary.after(this.toggle);
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && this.wantsPolling) this.refresh();
     });
@@ -103,8 +114,17 @@ class ProcessingPanel {
     this.errorBox.hidden = !message;
   }
 
+  /** Show the list while anything is to do or failed; otherwise as the toggle says. */
+  fold(settled) {
+    this.list.hidden = settled && !this.expanded;
+    this.toggle.hidden = !settled;
+    this.toggle.textContent = this.expanded ? "Hide the steps" : "Show the steps";
+    this.toggle.setAttribute("aria-expanded", String(!this.list.hidden));
+  }
+
   render(jobs) {
     this.root.hidden = jobs.length === 0;
+    this.fold(jobs.length > 0 && jobs.every((job) => job.state === "succeeded"));
     reconcile(this.list, jobs, {
       key: (job) => job.id,
       signature: (job) =>
