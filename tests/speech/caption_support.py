@@ -22,15 +22,18 @@ import numpy.typing as npt
 RATE = 48_000
 PACKET_SAMPLES = 960  # 20 ms at 48 kHz: what browsers send
 
+# Lines espeak-ng says clearly enough for tiny.en (tests/media/conversation_support.py has the
+# measurements): "Water brought trade" or "houseboat" come out as "Wager" and "house note" even
+# offline, and a 24-word script then fails a 20 % bound on one such word too many.
 ANA = (
     "en-us",
     "Welcome to the stage. Today we talk about rivers and the cities built beside them. "
-    "Water brought trade, and trade brought people to the banks.",
+    "Rivers brought trade, and trade brought people.",
 )
 BEN = (
-    "en-gb",
-    "Thank you for having me. I grew up on a houseboat, so this topic is personal. "
-    "People come back to the water every summer.",
+    "en+f3",
+    "Thank you for having me. I grew up on a river, so this is personal. "
+    "Many towns forget the river when the money stops.",
 )
 
 
