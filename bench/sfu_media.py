@@ -31,7 +31,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from junto.media.embedded.ice import use_addresses
-from junto.media.embedded.passthrough import is_vp8_keyframe
+from junto.media.vp8 import is_vp8_keyframe
 
 WIDTH, HEIGHT, FPS = 640, 480, 20
 VIDEO_CLOCK = 90_000  # RTP clock of VP8 (RFC 7741)

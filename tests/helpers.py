@@ -6,9 +6,16 @@ first response, and every unsafe request must send the same value in `X-CSRF-Tok
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
+
+from junto.app import build_app
+from junto.config import Settings
+from junto.node import Node
 
 CSRF_COOKIE = "junto_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -75,3 +82,17 @@ async def guest(client: httpx.AsyncClient, display_name: str) -> dict[str, Any]:
         raise AssertionError(f"guest creation failed: {response.status_code} {response.text}")
     data: dict[str, Any] = (await client.get("/api/me")).json()
     return data
+
+
+@asynccontextmanager
+async def in_process_node(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    """A node started in this process (lifespan run, migrations done) and a client for it, for
+    tests that also call the node's services directly."""
+    app = build_app(settings)
+    async with (
+        LifespanManager(app, startup_timeout=60),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
+        yield app.state.node, client

@@ -18,14 +18,11 @@ from junto.config import Settings
 from junto.jobs import queue
 from junto.node import Node
 from junto.storage.tables import Conversation, Job, JobState, User
-from junto.web import jobs_api
 
 
 @pytest.fixture(name="app")
 async def app_fixture(settings: Settings) -> AsyncIterator[FastAPI]:
     app = build_app(settings)
-    if not any(getattr(r, "path", "") == "/api/jobs/{job_id}/retry" for r in app.routes):
-        app.include_router(jobs_api.router)  # until the node includes the router itself
     async with LifespanManager(app, startup_timeout=60):
         yield app
 

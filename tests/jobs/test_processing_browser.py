@@ -26,7 +26,6 @@ from junto.jobs import queue
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.tables import Conversation, Job, JobState, Recording, RecordingState
 from junto.storage.types import utcnow
-from junto.web import jobs_api
 from junto.web.render import templates
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
@@ -52,8 +51,6 @@ def processing_app(settings: Settings) -> FastAPI:
     """The node's app plus a bare page holding only the panel, as room and transcript pages
     include it."""
     app = build_app(settings)
-    if not any(getattr(r, "path", "") == "/api/jobs/{job_id}/retry" for r in app.routes):
-        app.include_router(jobs_api.router)  # until the node includes the router itself
 
     @app.get("/test/processing/{slug}")
     async def page(request: Request, slug: str) -> HTMLResponse:

@@ -19,7 +19,7 @@ from junto.media import ice_servers
 from junto.media.embedded import forward
 from junto.media.embedded.forward import TrackFanout
 from junto.media.embedded.levels import LevelMeter, pick_active
-from junto.media.embedded.passthrough import is_vp8_keyframe
+from junto.media.vp8 import is_vp8_keyframe
 
 KEY = bytes([0x10, 0x02, 0x00]) + b"\x9d\x01\x2a" + b"\x00" * 20  # bit 0 clear: key frame
 DELTA = bytes([0x31, 0x02, 0x00]) + b"\x00" * 20

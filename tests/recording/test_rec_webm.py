@@ -24,8 +24,9 @@ from recording_support import (
     probe,
 )
 
+from junto.media.vp8 import vp8_dimensions
 from junto.recording.journal import JournalError, JournalMeta, JournalWriter
-from junto.recording.webm import NothingRecorded, journal_to_webm, opus_samples, vp8_dimensions
+from junto.recording.webm import NothingRecorded, journal_to_webm, opus_samples
 
 WALL0 = 1_780_000_000.0
 

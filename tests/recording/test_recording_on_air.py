@@ -9,10 +9,8 @@ from datetime import datetime
 import httpx
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 
-from helpers import csrf_headers, signup
-from junto.app import build_app
+from helpers import csrf_headers, in_process_node, signup
 from junto.config import Settings
 from junto.conversations import get_by_slug
 from junto.media.base import Publication
@@ -36,12 +34,8 @@ class Calls:
 
 @pytest.fixture
 async def node_and_client(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
-    app = build_app(settings.with_overrides(recording=False, captions=False))
-    async with (
-        LifespanManager(app, startup_timeout=60),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        yield app.state.node, client
+    async with in_process_node(settings.with_overrides(recording=False, captions=False)) as running:
+        yield running
 
 
 async def conversation(

@@ -8,17 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from helpers import csrf_headers, signup
+from helpers import csrf_headers, in_process_node, signup
 from junto import cli
-from junto.app import build_app
 from junto.config import Settings
 from junto.conversations import get_by_slug
 from junto.node import Node
 from junto.speech import models, webvtt
 from junto.storage.tables import Caption
-from junto.web import captions_api
 
 
 def test_webvtt_escapes_markup_folds_lines_and_sorts_cues() -> None:
@@ -40,14 +37,8 @@ def test_webvtt_escapes_markup_folds_lines_and_sorts_cues() -> None:
 
 @pytest.fixture
 async def node_and_client(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
-    app = build_app(settings.with_overrides(recording=False, captions=False))
-    if not any(getattr(r, "path", "") == "/c/{slug}/captions.vtt" for r in app.routes):
-        app.include_router(captions_api.router)  # until the lead wires the router in app.py
-    async with (
-        LifespanManager(app, startup_timeout=60),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        yield app.state.node, client
+    async with in_process_node(settings.with_overrides(recording=False, captions=False)) as running:
+        yield running
 
 
 async def test_captions_follow_the_conversations_visibility(

@@ -11,32 +11,23 @@ from pathlib import Path
 import av
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from caption_support import ANA, opus_packets, silence_packets, speak
 from sqlalchemy import select
 
-from helpers import csrf_headers, signup
-from junto.app import build_app
+from helpers import csrf_headers, in_process_node, signup
 from junto.config import Settings
 from junto.conversations import get_by_slug
 from junto.media.base import Publication
 from junto.node import Node
 from junto.realtime.log import events_after
 from junto.storage.tables import Caption
-from junto.web import captions_api
 from speech_scoring import wer
 
 
 @pytest.fixture
 async def node_and_client(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
-    app = build_app(settings.with_overrides(recording=False, captions=True))
-    if not any(getattr(r, "path", "") == "/c/{slug}/captions.vtt" for r in app.routes):
-        app.include_router(captions_api.router)  # until the lead wires the router in app.py
-    async with (
-        LifespanManager(app, startup_timeout=60),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        yield app.state.node, client
+    async with in_process_node(settings.with_overrides(recording=False, captions=True)) as running:
+        yield running
 
 
 async def wait_for(check: object, timeout: float = 60.0) -> None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 
 from junto.jobs.queue import enqueue
+from junto.media.vp8 import is_vp8_keyframe
 from junto.recording.journal import JournalMeta, JournalWriter
 from junto.recording.recovery import FINALIZE, recover_orphans
 from junto.storage.tables import Recording, RecordingState
@@ -120,9 +121,7 @@ class Piece:
         wall = time.time()
         keyframe = False
         if kind == "video":
-            head = memoryview(packet)[:1]
-            # RFC 6386 section 9.1: bit 0 of a VP8 frame's first byte is 0 for a key frame.
-            keyframe = len(head) == 1 and not head[0] & 0x01
+            keyframe = is_vp8_keyframe(bytes(memoryview(packet)[:3]))
             if not self.video_started:
                 if not keyframe:
                     self.dropped += 1

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import Any
 
 import av
 
+from junto.media.vp8 import vp8_dimensions
 from junto.recording.journal import HEADER_SIZE, JournalRecord, read_journal
 
 log = logging.getLogger("junto.recording")
@@ -49,15 +49,6 @@ class WebmInfo:
 
 class NothingRecorded(Exception):
     """The journal holds no usable packet."""
-
-
-def vp8_dimensions(frame: bytes) -> tuple[int, int] | None:
-    """Width and height from a VP8 key frame header (RFC 6386 section 9.1), else None."""
-    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
-        return None
-    width, height = struct.unpack_from("<HH", frame, 6)
-    width, height = width & 0x3FFF, height & 0x3FFF
-    return (width, height) if width and height else None
 
 
 def opus_samples(packet: bytes) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from junto.media.embedded.passthrough import is_vp8_keyframe
+from junto.media.vp8 import is_vp8_keyframe
 
 log = logging.getLogger("junto.media")
 

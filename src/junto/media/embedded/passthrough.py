@@ -56,8 +56,3 @@ def mark_passthrough(pc: RTCPeerConnection) -> None:
     for transceiver in pc.getTransceivers():
         for codec in transceiver._codecs:
             setattr(codec, _MARK, True)
-
-
-def is_vp8_keyframe(data: bytes) -> bool:
-    """RFC 6386 section 9.1: bit 0 of the first byte of a VP8 frame is 0 for a key frame."""
-    return len(data) >= 3 and not data[0] & 0x01
