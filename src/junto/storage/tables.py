@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -101,6 +102,7 @@ class Conversation(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -413,3 +415,68 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConversationKnowledge(Base):
+    """What was learnt from a conversation's transcript (junto.knowledge): summary, chapters,
+    key points, questions, decisions, action items, topics, as one JSON document."""
+
+    __tablename__ = "conversation_knowledge"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    backend: Mapped[str] = mapped_column(String(40))  # "offline" | "llm"
+    data: Mapped[str] = mapped_column(Text)  # JSON of junto.knowledge.model.Knowledge
+    error: Mapped[str | None] = mapped_column(Text)  # why the LLM's result was not used
+    # transcripts.updated_at of the transcript this was computed from.
+    transcript_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Snippet(Base):
+    """A clip of a conversation between two words, with its own page and files."""
+
+    __tablename__ = "snippets"
+    __table_args__ = (Index("ix_snippets_conversation", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(16), unique=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    start_ms: Mapped[int] = mapped_column(BigInteger)  # on the conversation's timeline
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)  # the words it holds
+    speakers: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of user ids heard
+    state: Mapped[str] = mapped_column(String(16), default="rendering")  # rendering|ready|failed
+    clip_path: Mapped[str | None] = mapped_column(String(500))  # relative to the data dir
+    audio_path: Mapped[str | None] = mapped_column(String(500))
+    thumb_path: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SearchPassage(Base):
+    """A few sentences of one speaker, the unit that search finds (junto.search).
+
+    The keyword index over `text` is SQLite FTS5 (`search_fts`, kept in sync by triggers) or a
+    PostgreSQL tsvector column (`tsv`, generated); both are created by migration 0004 only.
+    """
+
+    __tablename__ = "search_passages"
+    __table_args__ = (Index("ix_search_passages_conversation", "conversation_id", "start_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    snippet_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snippets.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float16 LE, 384 dims
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations as convs
+from junto import processing
 from junto.conversations import ConversationError
 from junto.storage.tables import (
     Conversation,
@@ -166,6 +167,7 @@ async def edit_segment(
     await db.execute(
         update(Transcript).where(Transcript.conversation_id == conv.id).values(updated_at=now)
     )
+    await processing.after_transcript(db, conv.id, delay_s=processing.EDIT_SETTLE_S)
     await db.commit()
     await db.refresh(seg)
     return seg

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto import processing
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue
 from junto.speech.offline import Word, transcribe_file
@@ -136,6 +137,9 @@ async def build(ctx: JobContext) -> None:
             await db.commit()
             note = f"{len(segs)} segments"
         text = await store.as_vtt(db, conversation_id)
+        # What is learnt from the transcript (summary, search index) follows it.
+        await processing.after_transcript(db, conversation_id)
+        await db.commit()
     if text is not None:
         target = vtt.file_path(ctx.settings.data_dir, conversation_id)
         await asyncio.to_thread(vtt.write, target, text)

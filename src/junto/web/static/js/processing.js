@@ -20,6 +20,10 @@ export function jobTitle(job) {
       return "Building the transcript";
     case "composite.render":
       return "Rendering the video";
+    case "knowledge.extract":
+      return "Summarizing: chapters, key points, decisions";
+    case "search.index":
+      return "Indexing for search";
     default:
       return job.kind;
   }
