@@ -27,6 +27,12 @@ from junto.config import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Support modules (`*_support.py`, unique names) import from any test directory: a feed test
+# builds its conversation with the transcripts' support, a snippet test with the media's.
+for _folder in sorted(Path(__file__).parent.iterdir()):
+    if _folder.is_dir() and not _folder.name.startswith((".", "_")):
+        sys.path.append(str(_folder))
+
 
 def need_service(env_name: str, what: str) -> str:
     url = os.environ.get(env_name)

@@ -1,0 +1,37 @@
+"""Feed routes: /feeds/conversations.rss, /feeds/conversations.atom, /feeds/podcast.rss."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from junto import feeds
+from junto.web.conversations_api import base_url
+from junto.web.deps import DbDep, NodeDep
+
+router = APIRouter(include_in_schema=False)
+
+TITLE = "Junto"
+# Readers poll; a minute of caching spares the database without delaying a new episode much.
+CACHE = {"Cache-Control": "public, max-age=60"}
+
+
+@router.get("/feeds/conversations.rss")
+async def conversations_rss(request: Request, db: DbDep, node: NodeDep) -> Response:
+    entries = await feeds.published(db)
+    body = feeds.rss(entries, base_url(request, node), TITLE)
+    return Response(body, media_type="application/rss+xml; charset=utf-8", headers=CACHE)
+
+
+@router.get("/feeds/conversations.atom")
+async def conversations_atom(request: Request, db: DbDep, node: NodeDep) -> Response:
+    entries = await feeds.published(db)
+    body = feeds.atom(entries, base_url(request, node), TITLE)
+    return Response(body, media_type="application/atom+xml; charset=utf-8", headers=CACHE)
+
+
+@router.get("/feeds/podcast.rss")
+async def podcast_rss(request: Request, db: DbDep, node: NodeDep) -> Response:
+    entries = await feeds.published(db)
+    body = feeds.rss(entries, base_url(request, node), TITLE, podcast=True)
+    return Response(body, media_type="application/rss+xml; charset=utf-8", headers=CACHE)
