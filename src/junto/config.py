@@ -109,6 +109,12 @@ class Settings:
     # Job worker processes the node starts itself; 0 when workers run elsewhere (`junto worker`).
     workers: int = 1
     ffmpeg: str = ""  # path to ffmpeg; empty: the one on PATH, else the imageio-ffmpeg binary
+    # Knowledge (issue 5): an optional OpenAI-compatible server (llama.cpp, Ollama, vLLM, a hosted
+    # API) writes abstractive summaries; without it, or when it fails, the offline results stand.
+    llm_url: str = ""  # e.g. http://127.0.0.1:8080/v1
+    llm_model: str = "default"
+    llm_api_key: str = field(default="", repr=False)  # a Bearer token; never logged
+    llm_timeout_s: float = 60.0
 
     @property
     def effective_models_dir(self) -> Path:
@@ -177,6 +183,10 @@ def load_settings() -> Settings:
         models_dir=Path(models_dir).resolve() if (models_dir := _env("MODELS_DIR", "")) else None,
         workers=_env_int("WORKERS", 1),
         ffmpeg=_env("FFMPEG", ""),
+        llm_url=_env("LLM_URL", ""),
+        llm_model=_env("LLM_MODEL", "default"),
+        llm_api_key=_env("LLM_API_KEY", ""),
+        llm_timeout_s=float(_env("LLM_TIMEOUT", "60")),
     )
 
 
@@ -201,6 +211,10 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         "MODELS_DIR": str(settings.effective_models_dir),
         "WORKERS": str(settings.workers),
         "FFMPEG": settings.ffmpeg,
+        "LLM_URL": settings.llm_url,
+        "LLM_MODEL": settings.llm_model,
+        "LLM_API_KEY": settings.llm_api_key,
+        "LLM_TIMEOUT": str(settings.llm_timeout_s),
     }
     return {ENV_PREFIX + name: value for name, value in env.items()}
 

@@ -19,6 +19,8 @@ HANDLER_PATHS: dict[str, str] = {
     "transcript.track": "junto.transcripts.jobs:transcribe_track",
     "transcript.build": "junto.transcripts.jobs:build",
     "composite.render": "junto.compositing:render",
+    "knowledge.extract": "junto.knowledge.jobs:extract",
+    "search.index": "junto.search.jobs:index",
 }
 
 _registered: dict[str, Handler] = {}

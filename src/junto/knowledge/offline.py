@@ -1,0 +1,315 @@
+"""Knowledge from a transcript on the node's CPU: no network, deterministic.
+
+- Summary: the sentences closest to the whole conversation's meaning (cosine to the centroid
+  of all sentence embeddings), picked with maximal marginal relevance (MMR) so that they do not
+  repeat each other, shown in time order.
+- Chapters: TextTiling over embeddings: the similarity of the sentences before and after each
+  gap; a deep valley is a change of topic. Each chapter is titled by its best keyphrase.
+- Topics: YAKE's statistical keyphrases, re-ranked by how close each is to the conversation's
+  meaning (embeddings), again with MMR for variety.
+- Questions, decisions and action items: cue phrases (listed below), attributed to the speaker;
+  an action item's owner is the speaker for "I will ...", the named participant for
+  "<Name> will ..." / "<Name>, can you ...".
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from junto.knowledge.embeddings import Embedder
+from junto.knowledge.model import ActionItem, Chapter, Knowledge, Moment, Topic
+from junto.knowledge.sentences import Sentence, word_count
+
+MODEL = "all-MiniLM-L6-v2 (int8) + YAKE"
+MMR_LAMBDA = 0.7  # relevance against novelty when picking summary sentences and topics
+CHAPTER_MIN_MS = 45_000
+CHAPTER_MIN_SENTENCES = 3
+TILING_WINDOW = 3
+TOPIC_MIN_SCORE = 0.65  # relative to the best topic
+
+QUESTION_START = re.compile(
+    r"^(?:so,?\s+|and\s+|but\s+)?(?:who|what|when|where|why|how|which|is|are|was|were|do|does|did|"
+    r"can|could|should|would|will|shall|may|might|have|has)\b",
+    re.I,
+)
+# "..., right?" and friends ask for agreement, not an answer.
+TAG_QUESTION = re.compile(
+    r"^(?:right|okay|ok|yes|no|really|you know|isn't it|aren't we|don't you think)\?$", re.I
+)
+DECISION = re.compile(
+    r"\b(?:we(?:'ve| have)? decided|we agreed|we(?:'re| are) going with|let's go with|"
+    r"the decision is|we will go with|it's decided|we settled on|we chose|we'll go with|"
+    r"agreed to)\b",
+    re.I,
+)
+ACTION_SELF = re.compile(
+    r"\b(?:I will|I'll|I am going to|I'm going to|let me|I can take|I'll take)\s+(?P<task>.+)", re.I
+)
+ACTION_OTHER = re.compile(
+    r"\b(?P<name>[A-Z][a-z]+)(?:,)?\s+(?:will|is going to|can you|could you|would you|please)\s+"
+    r"(?P<task>.+)"
+)
+ACTION_TEAM = re.compile(
+    r"\b(?:we need to|we have to|we must|we should|action item|to do:|someone should|"
+    r"next step is to|next steps are)\s*(?P<task>.+)",
+    re.I,
+)
+
+
+def extract(
+    sentences: Sequence[Sentence], embedder: Embedder, people: Mapping[int, str]
+) -> Knowledge:
+    """Everything the offline backend learns; `people` maps participant ids to names."""
+    now = datetime.now(UTC)
+    if not sentences:
+        return Knowledge(backend="offline", model=MODEL, computed_at=now)
+    vectors = embedder.embed([s.text for s in sentences])
+    centroid = _unit(vectors.mean(axis=0))
+    centrality = vectors @ centroid
+    summary_idx = _summary(sentences, vectors, centrality)
+    chapters, phrases = _chapters(sentences, vectors, embedder)
+    return Knowledge(
+        backend="offline",
+        model=MODEL,
+        computed_at=now,
+        summary=[_moment(sentences[i]) for i in sorted(summary_idx)],
+        chapters=chapters,
+        key_points=_key_points(sentences, centrality, set(summary_idx)),
+        questions=[_moment(s) for s in sentences if _is_question(s.text)],
+        decisions=[_moment(s) for s in sentences if DECISION.search(s.text)],
+        action_items=[a for s in sentences if (a := action_item(s, people)) is not None],
+        topics=_topics(phrases),
+    )
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+def _moment(s: Sentence) -> Moment:
+    return Moment(text=s.text, start_ms=s.start_ms, end_ms=s.end_ms, speaker_id=s.speaker_id)
+
+
+def _mmr(candidates: list[int], relevance: np.ndarray, vectors: np.ndarray, k: int) -> list[int]:
+    chosen: list[int] = []
+    pool = list(candidates)
+    while pool and len(chosen) < k:
+
+        def score(i: int) -> float:
+            novelty = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
+            return MMR_LAMBDA * float(relevance[i]) - (1 - MMR_LAMBDA) * novelty
+
+        best = max(pool, key=score)
+        chosen.append(best)
+        pool.remove(best)
+    return chosen
+
+
+def _summary(
+    sentences: Sequence[Sentence], vectors: np.ndarray, centrality: np.ndarray
+) -> list[int]:
+    # About one sentence in twelve, 3 to 7; very short ones ("Thank you.") say little alone.
+    k = max(3, min(7, round(len(sentences) / 12)))
+    candidates = [i for i, s in enumerate(sentences) if word_count(s.text) >= 5]
+    if len(candidates) < k:
+        candidates = list(range(len(sentences)))
+    # A sentence of a handful of words is rarely a summary's best line, however central.
+    fullness = np.array([min(1.0, 0.5 + word_count(s.text) / 20) for s in sentences])
+    return _mmr(candidates, centrality * fullness, vectors, k)
+
+
+def _key_points(
+    sentences: Sequence[Sentence], centrality: np.ndarray, taken: set[int]
+) -> list[Moment]:
+    ranked = sorted(range(len(sentences)), key=lambda i: -float(centrality[i]))
+    picks = [i for i in ranked if i not in taken and word_count(sentences[i].text) >= 6][:5]
+    return [_moment(sentences[i]) for i in sorted(picks)]
+
+
+def _is_question(text: str) -> bool:
+    text = text.strip()
+    if not text.endswith("?") or TAG_QUESTION.match(text):
+        return False
+    return word_count(text) >= 4 or bool(QUESTION_START.match(text))
+
+
+def action_item(s: Sentence, people: Mapping[int, str]) -> ActionItem | None:
+    """The sentence as an action item with its owner, or None if it assigns nothing."""
+    text = s.text.strip()
+    if text.endswith("?") and not re.search(r"\b(?:can|could|would) you\b", text, re.I):
+        return None
+    base = {"text": text, "start_ms": s.start_ms, "end_ms": s.end_ms, "speaker_id": s.speaker_id}
+    other = ACTION_OTHER.search(text)
+    if other:
+        name = other.group("name")
+        owner_id = _person_named(name, people)
+        if owner_id is not None:
+            return ActionItem(**base, owner_id=owner_id, owner=people[owner_id])
+    mine = ACTION_SELF.search(text)
+    if mine and word_count(mine.group("task")) >= 2:
+        return ActionItem(**base, owner_id=s.speaker_id, owner=people.get(s.speaker_id or -1))
+    if ACTION_TEAM.search(text) and word_count(text) >= 5:
+        return ActionItem(**base)
+    return None
+
+
+def _person_named(name: str, people: Mapping[int, str]) -> int | None:
+    """The participant whose first (or only) name is `name`, if exactly one is."""
+    matches = [
+        uid for uid, full in people.items() if full and full.split()[0].lower() == name.lower()
+    ]
+    return matches[0] if len(matches) == 1 else None
+
+
+# ---- topics and chapters ------------------------------------------------------------------------
+
+
+def keyphrases(text: str, top: int = 30) -> list[tuple[str, float]]:
+    """YAKE's candidates (one or two words), best first, with a rank score in 0..1 (1 = best)."""
+    import yake  # type: ignore[import-untyped]
+
+    found = yake.KeywordExtractor(lan="en", n=2, dedupLim=0.7, top=top).extract_keywords(text)
+    if not found:
+        return []
+    # YAKE's score is "lower is better" and unbounded: use the rank instead.
+    return [(str(kw), 1.0 - i / len(found)) for i, (kw, _score) in enumerate(found)]
+
+
+def ranked_phrases(text: str, embedder: Embedder, centre: np.ndarray) -> list[tuple[str, float]]:
+    """Keyphrases of `text` by how well they name it: closeness to its meaning (embeddings),
+    how often it comes back (a topic is returned to; a passing word is not) and YAKE's rank.
+    Plural and singular forms count as one phrase."""
+    candidates = [(kw, r) for kw, r in keyphrases(text) if len(kw) > 2 and not kw.isdigit()]
+    if not candidates:
+        return []
+    lowered = text.lower()
+    counts = [
+        len(re.findall(rf"\b{re.escape(kw.lower().rstrip('s'))}s?\b", lowered))
+        for kw, _ in candidates
+    ]
+    most = max(counts) or 1
+    vectors = embedder.embed([kw for kw, _ in candidates])
+    scored: dict[str, tuple[str, float]] = {}
+    for (kw, rank), count, sim in zip(candidates, counts, vectors @ centre, strict=True):
+        score = 0.4 * float(sim) + 0.4 * count / most + 0.2 * rank
+        key = " ".join(w.rstrip("s") for w in kw.lower().split())
+        if key not in scored or scored[key][1] < score:
+            scored[key] = (_natural_case(kw, text), score)
+    return sorted(scored.values(), key=lambda x: -x[1])
+
+
+def _topics(chapter_phrases: list[list[tuple[str, float]]], k: int = 6) -> list[Topic]:
+    """The best phrases of each chapter in turn, so every part of the talk is named."""
+    picked: dict[str, float] = {}
+    depth = 0
+    while len(picked) < k and any(depth < len(p) for p in chapter_phrases):
+        for phrases in chapter_phrases:
+            if depth < len(phrases) and len(picked) < k:
+                label, score = phrases[depth]
+                if not any(_overlaps(label, other) for other in picked):
+                    picked[label] = score
+        depth += 1
+    top = max(picked.values(), default=1.0) or 1.0
+    topics = sorted(
+        (
+            Topic(label=label, score=round(max(0.0, min(1.0, score / top)), 3))
+            for label, score in picked.items()
+        ),
+        key=lambda t: -t.score,
+    )
+    # Far below the best, a "topic" is usually a passing verb ("grew", "brought").
+    return [t for i, t in enumerate(topics) if i < 3 or t.score >= TOPIC_MIN_SCORE]
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Two phrases that share a word ("river", "rivers brought") name one topic."""
+    stem = {w.lower().rstrip("s") for w in a.split()}
+    return bool(stem & {w.lower().rstrip("s") for w in b.split()})
+
+
+def _natural_case(phrase: str, text: str) -> str:
+    """YAKE keeps the case of a phrase's first sighting ("Rivers" opening a sentence): a word
+    is lower-cased when the text also uses it in lower case, so names keep their capitals."""
+    return " ".join(
+        w.lower() if re.search(rf"\b{re.escape(w.lower())}\b", text) else w for w in phrase.split()
+    )
+
+
+def _chapters(
+    sentences: Sequence[Sentence], vectors: np.ndarray, embedder: Embedder
+) -> tuple[list[Chapter], list[list[tuple[str, float]]]]:
+    """The chapters, and each chapter's ranked keyphrases (the topics come from them)."""
+    bounds = boundaries(sentences, vectors)
+    chapters = []
+    phrases = []
+    for a, b in zip([0, *bounds], [*bounds, len(sentences)], strict=True):
+        part = sentences[a:b]
+        part_vectors = vectors[a:b]
+        centre = _unit(part_vectors.mean(axis=0))
+        central = part[int(np.argmax(part_vectors @ centre))]
+        ranked = ranked_phrases(" ".join(s.text for s in part), embedder, centre)
+        phrases.append(ranked)
+        title = ranked[0][0] if ranked else central.text
+        chapters.append(
+            Chapter(
+                title=title[:1].upper() + title[1:],
+                start_ms=part[0].start_ms,
+                end_ms=part[-1].end_ms,
+                summary=central.text,
+            )
+        )
+    return chapters, phrases
+
+
+def boundaries(sentences: Sequence[Sentence], vectors: np.ndarray) -> list[int]:
+    """Indexes of the sentences that open a new chapter (TextTiling on embeddings)."""
+    n = len(sentences)
+    total_ms = sentences[-1].end_ms - sentences[0].start_ms if n else 0
+    if n < 2 * CHAPTER_MIN_SENTENCES or total_ms < 2 * CHAPTER_MIN_MS:
+        return []
+    w = TILING_WINDOW
+    gaps = list(range(1, n))
+    sims = np.array(
+        [
+            float(
+                _unit(vectors[max(0, g - w) : g].mean(axis=0))
+                @ _unit(vectors[g : g + w].mean(axis=0))
+            )
+            for g in gaps
+        ]
+    )
+    depth = np.zeros(len(gaps))
+    for i in range(len(gaps)):
+        left = float(sims[: i + 1].max())
+        right = float(sims[i:].max())
+        depth[i] = (left - sims[i]) + (right - sims[i])
+    # Hearst's cut-off: deeper than the mean minus half a standard deviation of all depths.
+    cutoff = float(depth.mean() + depth.std() / 2)
+    max_chapters = max(1, int(total_ms // 90_000) + 1)
+    chosen: list[int] = []
+    for i in np.argsort(-depth):
+        if depth[i] <= cutoff or len(chosen) + 1 >= max_chapters:
+            break
+        g = gaps[int(i)]
+        if _fits(g, chosen, sentences):
+            chosen.append(g)
+    return sorted(chosen)
+
+
+def _fits(g: int, chosen: list[int], sentences: Sequence[Sentence]) -> bool:
+    edges = sorted([0, *chosen, len(sentences)])
+    for a, b in itertools.pairwise(edges):
+        if a < g < b:
+            left, right = sentences[a:g], sentences[g:b]
+            return all(
+                len(part) >= CHAPTER_MIN_SENTENCES
+                and part[-1].end_ms - part[0].start_ms >= CHAPTER_MIN_MS * 0.5
+                for part in (left, right)
+            )
+    return False

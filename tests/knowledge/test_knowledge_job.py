@@ -1,0 +1,72 @@
+"""knowledge.extract on a real database: after the transcript is built, and again after a host
+corrects it."""
+
+from __future__ import annotations
+
+from knowledge_support import talk
+from transcripts_support import World, world_fixture  # noqa: F401 - fixture
+
+from junto.knowledge import store
+from junto.storage.tables import JobState
+
+
+async def test_the_knowledge_follows_the_transcript(world: World) -> None:
+    ana = await world.member("ana", "Ana Host")
+    ben = await world.member("ben", "Ben Speaker")
+    conv = await talk(world, ana, ben)
+
+    # The built transcript queued the knowledge job; a worker runs it.
+    assert await world.run_jobs("knowledge.extract") == 1
+    (job,) = await world.jobs("knowledge.extract")
+    assert job.state == JobState.SUCCEEDED, job.error
+    async with world.node.db() as db:
+        first = await store.load(db, conv.id)
+        row = await store.row(db, conv.id)
+    assert first is not None and row is not None
+    assert row.backend == "offline" and row.error is None
+    assert len(first.chapters) == 2
+    assert any(a.owner_id == ben.id for a in first.action_items)
+    assert "We decided to ask the state for a grant." in [d.text for d in first.decisions]
+
+    # A host corrects a segment: the decision becomes another one, and the knowledge follows.
+    transcript = (await ana.client.get(f"/api/conversations/{conv.slug}/transcript")).json()
+    seg = next(s for s in transcript["segments"] if s["text"].startswith("We decided"))
+    fixed = "We agreed to sell the old mill to pay for it. I will write the letter next week."
+    answer = await ana.patch(
+        f"/api/conversations/{conv.slug}/transcript/segments/{seg['seq']}", {"text": fixed}
+    )
+    assert answer.status_code == 200, answer.text
+    jobs = await world.jobs("knowledge.extract")
+    assert len(jobs) == 2 and jobs[-1].state == JobState.QUEUED
+    # A second correction in the same moment is covered by the job already waiting.
+    answer = await ana.patch(
+        f"/api/conversations/{conv.slug}/transcript/segments/{seg['seq']}",
+        {"text": fixed.replace("old mill", "old mill and the boathouse")},
+    )
+    assert answer.status_code == 200, answer.text
+    assert len(await world.jobs("knowledge.extract")) == 2
+    await _run_now(world)
+    async with world.node.db() as db:
+        second = await store.load(db, conv.id)
+    assert second is not None
+    assert [d.text for d in second.decisions] == [
+        "We agreed to sell the old mill and the boathouse to pay for it."
+    ]
+    assert second.computed_at > first.computed_at
+
+
+async def _run_now(world: World) -> None:
+    """Run the knowledge job that waits for corrections to settle, without waiting."""
+    from sqlalchemy import update
+
+    from junto.storage.tables import Job
+    from junto.storage.types import utcnow
+
+    async with world.node.db() as db:
+        await db.execute(
+            update(Job)
+            .where(Job.kind == "knowledge.extract", Job.state == JobState.QUEUED)
+            .values(run_after=utcnow())
+        )
+        await db.commit()
+    assert await world.run_jobs("knowledge.extract") == 1
