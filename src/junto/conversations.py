@@ -296,12 +296,17 @@ async def edit(
 
 # ---- the lifecycle ------------------------------------------------------------------------------
 
-# action -> (required state, next state, timestamp column set on entry). "published" exists in
-# the schema; the host publishes a reviewed conversation with the published-page issue.
+# action -> (required state, next state, timestamp column set on entry). Publishing is the
+# host's "this is reviewed": only then is an ended conversation shown to everyone, listed in
+# search and feeds. Unpublishing takes it back to review (it clears published_at, see below).
 TRANSITIONS: dict[str, tuple[ConversationState, ConversationState, str]] = {
     "start": (ConversationState.SCHEDULED, ConversationState.LIVE, "started_at"),
     "end": (ConversationState.LIVE, ConversationState.ENDED, "ended_at"),
+    "publish": (ConversationState.ENDED, ConversationState.PUBLISHED, "published_at"),
+    "unpublish": (ConversationState.PUBLISHED, ConversationState.ENDED, "published_at"),
 }
+# Transitions that clear their column instead of stamping it.
+_CLEARS = frozenset({"unpublish"})
 
 
 async def transition(
@@ -316,7 +321,7 @@ async def transition(
     result = await db.execute(
         update(Conversation)
         .where(Conversation.id == conv.id, Conversation.state == required)
-        .values({"state": target, stamp: now, "updated_at": now})
+        .values({"state": target, stamp: None if action in _CLEARS else now, "updated_at": now})
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 0) != 1:
@@ -328,18 +333,15 @@ async def transition(
             code="invalid_state",
         )
     await db.refresh(conv)
-    event = await room_log.append(
-        db,
-        conv.id,
-        "conversation.state",
-        {
-            "state": conv.state.value,
-            "started_at": iso(conv.started_at),
-            "ended_at": iso(conv.ended_at),
-        },
-        actor_id=by.id,
-    )
-    if target == ConversationState.ENDED:
+    payload: dict[str, Any] = {
+        "state": conv.state.value,
+        "started_at": iso(conv.started_at),
+        "ended_at": iso(conv.ended_at),
+    }
+    if stamp == "published_at":
+        payload["published_at"] = iso(conv.published_at)
+    event = await room_log.append(db, conv.id, "conversation.state", payload, actor_id=by.id)
+    if action == "end":
         # In the same transaction as the state change: an ended conversation always has its
         # transcript and composite recording queued, whatever crashes next.
         await processing.after_end(db, conv.id)
@@ -360,6 +362,37 @@ async def end(
 ) -> StoredEvent:
     """live -> ended (sets ended_at)."""
     return await transition(db, conv, "end", by, node)
+
+
+async def publish(
+    db: AsyncSession, conv: Conversation, by: User, node: Node | None = None
+) -> StoredEvent:
+    """ended -> published (sets published_at): the conversation's page is open to everyone who
+    may see the conversation, and it is listed in search and feeds if public."""
+    return await transition(db, conv, "publish", by, node)
+
+
+async def unpublish(
+    db: AsyncSession, conv: Conversation, by: User, node: Node | None = None
+) -> StoredEvent:
+    """published -> ended (clears published_at): back to review by its hosts and speakers."""
+    return await transition(db, conv, "unpublish", by, node)
+
+
+async def can_see_page(db: AsyncSession, conv: Conversation, user: User | None) -> bool:
+    """Whether `user` may see the ended conversation's page (given `can_view`).
+
+    An ended but unpublished conversation is under review: its hosts, co-hosts, speakers and
+    node admins see it (to check the transcript, the video and the summary before publishing);
+    everyone else is told it is not published yet. Once published, `can_view` alone decides.
+    """
+    if conv.state != ConversationState.ENDED:
+        return True
+    if user is None:
+        return False
+    if user.is_admin:
+        return True
+    return await role_of(db, conv, user) in (Role.HOST, Role.COHOST, Role.SPEAKER)
 
 
 # ---- roles -------------------------------------------------------------------------------------

@@ -355,7 +355,7 @@ async def edit_conversation(
 async def _transition(
     request: Request, slug: str, db: AsyncSession, node: Node, user: User, action: str
 ) -> ConversationDetail:
-    """Start or end (convs.TRANSITIONS) the conversation; answer with how it is now."""
+    """Start, end, publish or unpublish (convs.TRANSITIONS); answer with how it is now."""
     conv = await visible(db, slug, user)
     await convs.transition(db, conv, action, user, node)
     return await detail(request, db, node, conv, user)
@@ -383,6 +383,32 @@ async def end_conversation(
     request: Request, slug: Slug, db: DbDep, node: NodeDep, user: RequireIdentity
 ) -> ConversationDetail:
     return await _transition(request, slug, db, node, user, "end")
+
+
+@router.post(
+    "/conversations/{slug}/publish",
+    response_model=ConversationDetail,
+    summary="Publish: ended → published",
+    responses=_errors(401, 403, 404, 409),
+)
+async def publish_conversation(
+    request: Request, slug: Slug, db: DbDep, node: NodeDep, user: RequireIdentity
+) -> ConversationDetail:
+    """Open the reviewed conversation's page to everyone (search and feeds list it if public)."""
+    return await _transition(request, slug, db, node, user, "publish")
+
+
+@router.post(
+    "/conversations/{slug}/unpublish",
+    response_model=ConversationDetail,
+    summary="Unpublish: published → ended",
+    responses=_errors(401, 403, 404, 409),
+)
+async def unpublish_conversation(
+    request: Request, slug: Slug, db: DbDep, node: NodeDep, user: RequireIdentity
+) -> ConversationDetail:
+    """Take the page back to review (hosts, co-hosts and speakers only)."""
+    return await _transition(request, slug, db, node, user, "unpublish")
 
 
 @router.post(

@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations
-from junto.storage.tables import Conversation, Participant, Role, User
+from junto.storage.tables import Conversation, ConversationState, Participant, Role, User
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 
@@ -33,12 +33,18 @@ STATE_LABELS = {
 
 
 @router.get("/c/{slug}", response_class=HTMLResponse, include_in_schema=False)
-async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> HTMLResponse:
+async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> Response:
     viewer: User | None = getattr(request.state, "user", None)
     conv = await conversations.get_by_slug(db, slug)
     if conv is None or not await conversations.can_view(db, conv, viewer):
         # Missing and not-allowed look the same, so an invite-only room does not reveal itself.
         return render(request, "room_missing.html", status_code=404, slug=slug)
+    if conv.state in (ConversationState.ENDED, ConversationState.PUBLISHED):
+        # Over: the recording, transcript and summary instead of the live room. (Imported
+        # here: conversation_page imports this module, through transcript_pages.)
+        from junto.web.conversation_page import conversation_page
+
+        return await conversation_page(request, db, node, conv, viewer)
     summary = conversations.summary(conv, await conversations.tags_of(db, conv))
     role = await conversations.role_of(db, conv, viewer)
     limits = node.settings.limits

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import conversations as convs
 from junto.conversations import ConversationError
 from junto.storage.tables import Caption, Conversation, Recording, RecordingState, Role, User
-from junto.transcripts import edits, store
+from junto.transcripts import edits, exports, store
 from junto.web import security
+from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.room_page import STATE_LABELS
@@ -32,6 +33,13 @@ from junto.web.room_page import STATE_LABELS
 router = APIRouter(include_in_schema=False)
 
 MEDIA_KINDS = {"composite": "Video", "audio": "Audio only"}
+# The transcript's downloads (extension, label): WebVTT here, the rest from exports.
+TRANSCRIPT_FORMATS = (
+    ("vtt", "WebVTT"),
+    ("srt", "SubRip, SRT"),
+    ("json", "JSON with word times"),
+    ("txt", "plain text"),
+)
 
 
 def _media_name(slug: str, kind: str, stored: str) -> str:
@@ -150,13 +158,14 @@ async def _downloads(
     slug = conv.slug
     out: list[dict[str, str]] = []
     if has_transcript:
-        out.append(
+        out.extend(
             {
-                "label": "Transcript (WebVTT)",
-                "href": f"/c/{slug}/transcript.vtt",
-                "file": f"{slug}-transcript.vtt",
+                "label": f"Transcript ({label})",
+                "href": f"/c/{slug}/transcript.{ext}",
+                "file": f"{slug}-transcript.{ext}",
                 "size": "",
             }
+            for ext, label in TRANSCRIPT_FORMATS
         )
     if await db.scalar(select(Caption.id).where(Caption.conversation_id == conv.id).limit(1)):
         out.append(
@@ -329,6 +338,45 @@ async def transcript_vtt(request: Request, slug: str, db: DbDep) -> Response:
     if text is None:
         return _not_found("this conversation has no transcript")
     return PlainTextResponse(text, media_type="text/vtt; charset=utf-8")
+
+
+# format -> (media type, what the export is called in errors); rendered by
+# junto.transcripts.exports from the transcript as it is now (with corrections).
+EXPORTS = {
+    "srt": "application/x-subrip; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+}
+
+
+@router.get("/c/{slug}/transcript.{fmt}")
+async def transcript_export(
+    request: Request, slug: str, fmt: str, db: DbDep, node: NodeDep
+) -> Response:
+    """The transcript as SubRip, JSON (with word times) or plain text."""
+    conv = await _visible(request, db, slug)
+    if fmt not in EXPORTS:
+        return _not_found(f"no transcript format {fmt!r}; expected vtt, srt, json or txt")
+    view = await store.read(db, conv) if conv is not None else None
+    if conv is None or view is None or view.status != "ready":
+        return _not_found("this conversation has no transcript")
+    if fmt == "srt":
+        text = exports.to_srt(view.segments)
+    elif fmt == "txt":
+        text = exports.to_text(conv.title, view.segments)
+    else:
+        about = {
+            "slug": conv.slug,
+            "title": conv.title,
+            "language": conv.language,
+            "url": f"{base_url(request, node)}/c/{conv.slug}",
+        }
+        text = exports.to_json(about, view.segments)
+    return Response(
+        text,
+        media_type=EXPORTS[fmt],
+        headers={"Content-Disposition": f'inline; filename="{conv.slug}-transcript.{fmt}"'},
+    )
 
 
 def _file(data_dir: FilePath, relative: str, mime: str, filename: str) -> Response:
