@@ -502,6 +502,8 @@ def _sort_key(state: ConversationState | None) -> tuple[ColumnElement[Any], bool
         return func.coalesce(Conversation.scheduled_at, literal(_FAR_FUTURE, UTCDateTime)), True
     if state == ConversationState.ENDED:
         return Conversation.ended_at, False  # type: ignore[return-value]
+    if state == ConversationState.PUBLISHED:
+        return Conversation.published_at, False  # type: ignore[return-value]
     return Conversation.created_at, False  # type: ignore[return-value]
 
 

@@ -29,7 +29,7 @@ async def test_empty_lobby_says_so_and_invites_members_to_create(world: World) -
     assert '<a class="button" href="/conversations/new">Start a conversation</a>' in page.text
 
 
-async def test_lobby_shows_live_upcoming_and_recently_ended(world: World) -> None:
+async def test_lobby_shows_live_upcoming_and_recently_published(world: World) -> None:
     ana = await world.member("ana")
     soon = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
     later = soon + timedelta(days=1)
@@ -41,6 +41,10 @@ async def test_lobby_shows_live_upcoming_and_recently_ended(world: World) -> Non
     done = (await ana.create(title="Finished"))["slug"]
     await ana.post(f"/api/conversations/{done}/start")
     await ana.post(f"/api/conversations/{done}/end")
+    under_review = (await ana.create(title="Under review"))["slug"]
+    await ana.post(f"/api/conversations/{under_review}/start")
+    await ana.post(f"/api/conversations/{under_review}/end")
+    await ana.post(f"/api/conversations/{done}/publish")
 
     html = (await world.anonymous().client.get("/")).text
 
@@ -58,8 +62,9 @@ async def test_lobby_shows_live_upcoming_and_recently_ended(world: World) -> Non
     assert "Time not set yet" in card(html, undated)
     # Upcoming: soonest first, undated last. Ended ones have their own section.
     assert html.index(first) < html.index(second) < html.index(undated)
-    ended_section = html[html.index("Recently ended") :]
-    assert f'href="/c/{done}"' in ended_section
+    published_section = html[html.index("Recently published") :]
+    assert f'href="/c/{done}"' in published_section
+    assert under_review not in html  # ended, not yet published: only its hosts see it
     assert f'data-slug="{done}"' not in html  # not among the live/upcoming cards JS manages
     assert '<script type="module" src="/static/js/lobby.js"></script>' in html
 

@@ -105,7 +105,7 @@ async def test_build_merges_speakers_in_time_order(world: World) -> None:
     written = vtt.file_path(world.settings.data_dir, conv.id).read_text()
     assert written.startswith("WEBVTT")
     assert "00:00:03.500 --> " in written and "<v Ben>Thank you for having me." in written
-    served = await world.anonymous().client.get(f"/c/{conv.slug}/transcript.vtt")
+    served = await ana.client.get(f"/c/{conv.slug}/transcript.vtt")
     assert served.status_code == 200 and served.headers["content-type"].startswith("text/vtt")
     assert served.text == written
 

@@ -25,6 +25,9 @@ async def test_the_page_lists_segments_and_escapes_what_people_wrote(world: Worl
     )
     assert patched.status_code == 200
 
+    # Under review (ended, not published): only its hosts and speakers read it.
+    assert (await world.anonymous().client.get(f"/c/{conv.slug}/transcript")).status_code == 404
+    assert (await ana.post(f"/api/conversations/{conv.slug}/publish")).status_code == 200
     for viewer in (world.anonymous(), ana):
         page = await viewer.client.get(f"/c/{conv.slug}/transcript")
         assert page.status_code == 200

@@ -45,7 +45,11 @@ class CaptionList(BaseModel):
 
 async def _visible(db: AsyncSession, slug: str, user: User | None) -> Conversation:
     conv = await conversations.get_by_slug(db, slug)
-    if conv is None or not await conversations.can_view(db, conv, user):
+    if (
+        conv is None
+        or not await conversations.can_view(db, conv, user)
+        or not await conversations.can_see_page(db, conv, user)  # under review: reviewers only
+    ):
         raise ApiError(404, "not_found", "no such conversation")
     return conv
 

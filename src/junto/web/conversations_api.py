@@ -218,6 +218,15 @@ async def visible(db: AsyncSession, slug: str, user: User | None) -> Conversatio
     return conv
 
 
+async def visible_record(db: AsyncSession, slug: str, user: User | None) -> Conversation:
+    """`visible`, and for an ended conversation under review (not yet published) only to its
+    reviewers: its transcript and captions are not public before a host publishes them."""
+    conv = await visible(db, slug, user)
+    if not await convs.can_see_page(db, conv, user):
+        raise ConversationError(f"no conversation {slug!r}", status=404, code="not_found")
+    return conv
+
+
 async def detail(
     request: Request, db: AsyncSession, node: Node, conv: Conversation, user: User | None
 ) -> ConversationDetail:

@@ -32,7 +32,7 @@ from junto.web.security import CurrentUser
 
 LOBBY_LIVE_MAX = 50
 LOBBY_UPCOMING_MAX = 50
-LOBBY_ENDED_MAX = 10
+LOBBY_PUBLISHED_MAX = 10
 FIELDS = ("title", "description", "tags", "language", "visibility", "scheduled_at")
 ROLE_NAMES = {
     Role.HOST: "host",
@@ -101,6 +101,8 @@ def _card(node: Node, conv: Conversation, tags: list[str]) -> dict[str, Any]:
         "scheduled_text": _utc_text(when) if when else None,
         "ended_iso": convs.iso(conv.ended_at),
         "ended_text": _utc_text(conv.ended_at) if conv.ended_at else None,
+        "published_iso": convs.iso(conv.published_at),
+        "published_text": _utc_text(conv.published_at) if conv.published_at else None,
     }
 
 
@@ -122,7 +124,8 @@ async def lobby(request: Request, db: DbDep, node: NodeDep) -> Response:
         "lobby.html",
         live=await _cards(db, node, ConversationState.LIVE, LOBBY_LIVE_MAX),
         upcoming=await _cards(db, node, ConversationState.SCHEDULED, LOBBY_UPCOMING_MAX),
-        ended=await _cards(db, node, ConversationState.ENDED, LOBBY_ENDED_MAX),
+        # Ended conversations are under review until a host publishes them (issue 5).
+        published=await _cards(db, node, ConversationState.PUBLISHED, LOBBY_PUBLISHED_MAX),
     )
 
 

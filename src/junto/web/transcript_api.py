@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from junto import conversations as convs
 from junto.conversations import ConversationError
 from junto.transcripts import edits, store
-from junto.web.conversations_api import Slug, _errors, answering, error_response, visible
+from junto.web.conversations_api import Slug, _errors, answering, error_response, visible, visible_record
 from junto.web.deps import DbDep, NodeDep
 from junto.web.security import CurrentUser, RequireIdentity
 
@@ -87,7 +87,7 @@ class HistoryOut(BaseModel):
     responses=_errors(404),
 )
 async def get_transcript(slug: Slug, db: DbDep, user: CurrentUser) -> dict[str, Any]:
-    conv = await visible(db, slug, user)
+    conv = await visible_record(db, slug, user)
     return (await store.read(db, conv)).as_json()
 
 

@@ -56,8 +56,11 @@ def clock(ms: int) -> str:
 
 async def _visible(request: Request, db: AsyncSession, slug: str) -> Conversation | None:
     conv = await convs.get_by_slug(db, slug)
-    if conv is None or not await convs.can_view(db, conv, security.current_user(request)):
+    user = security.current_user(request)
+    if conv is None or not await convs.can_view(db, conv, user):
         return None
+    if not await convs.can_see_page(db, conv, user):
+        return None  # ended, under review: its reviewers only until a host publishes it
     return conv
 
 
