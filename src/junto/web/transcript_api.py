@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from junto import conversations as convs
 from junto.conversations import ConversationError
 from junto.transcripts import edits, store
-from junto.web.conversations_api import Slug, _errors, answering, error_response, visible, visible_record
+from junto.web.conversations_api import (
+    Slug,
+    _errors,
+    answering,
+    error_response,
+    visible,
+    visible_record,
+)
 from junto.web.deps import DbDep, NodeDep
 from junto.web.security import CurrentUser, RequireIdentity
 
