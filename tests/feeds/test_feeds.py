@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import timedelta
 from pathlib import Path
 
 import feedparser  # type: ignore[import-untyped]
@@ -16,10 +15,8 @@ from conftest import IN_CI
 from junto.storage.tables import (
     Conversation,
     ConversationMedia,
-    ConversationState,
     Visibility,
 )
-from junto.storage.types import utcnow
 
 HOSTILE = 'Rivers <script>alert("x")</script> & "bridges"'
 
@@ -46,18 +43,10 @@ def _ffprobe_seconds(data: bytes, tmp: Path) -> float:
     return float(out.strip())
 
 
-async def _publish(world: World, conv: Conversation, *, days_ago: float = 0) -> None:
-    """Published as the host's Publish button leaves it (state + time)."""
-    async with world.node.db() as db:
-        await db.execute(
-            update(Conversation)
-            .where(Conversation.id == conv.id)
-            .values(
-                state=ConversationState.PUBLISHED,
-                published_at=utcnow() - timedelta(days=days_ago),
-            )
-        )
-        await db.commit()
+async def _publish(host: Person, conv: Conversation) -> None:
+    """The host's Publish button, through the API."""
+    answer = await host.post(f"/api/conversations/{conv.slug}/publish")
+    assert answer.status_code == 200, answer.text
 
 
 async def _with_audio(world: World, conv: Conversation, tmp: Path) -> int:
@@ -100,9 +89,9 @@ async def test_feeds_list_published_public_conversations_newest_first(
             .values(visibility=Visibility.UNLISTED)
         )
         await db.commit()
-    await _publish(world, older, days_ago=2)
-    await _publish(world, newer)
-    await _publish(world, private)
+    await _publish(host, older)
+    await _publish(host, newer)
+    await _publish(host, private)
     size = await _with_audio(world, newer, tmp_path)
     reader = world.anonymous().client
 
