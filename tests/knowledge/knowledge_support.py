@@ -11,6 +11,8 @@ from typing import Any
 
 from transcripts_support import Person, World, words_at
 
+from junto.config import Settings
+from junto.jobs.context import JobContext
 from junto.storage.tables import Conversation, Role
 
 RIVERS = [
@@ -59,3 +61,17 @@ async def talk(world: World, host: Person, guest: Person, **fields: Any) -> Conv
     await world.add_piece(conv, guest, 0.0, words["ben"])
     assert await world.run_jobs("transcript.build") == 1
     return conv
+
+
+def job_context(world: World, conversation_id: int, settings: Settings | None = None) -> JobContext:
+    """A `knowledge.extract` job's context, to run the handler directly (as a worker would)."""
+    return JobContext(
+        job_id=0,
+        kind="knowledge.extract",
+        payload={"conversation_id": conversation_id},
+        conversation_id=conversation_id,
+        attempt=1,
+        settings=settings or world.settings,
+        db=world.node.db,
+        worker="test",
+    )

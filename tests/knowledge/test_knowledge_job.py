@@ -3,10 +3,13 @@ corrects it."""
 
 from __future__ import annotations
 
-from knowledge_support import talk
+import pytest
+from knowledge_support import job_context, talk
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
+from junto.jobs.context import NotReady
 from junto.knowledge import store
+from junto.knowledge.jobs import extract
 from junto.storage.tables import JobState
 
 
@@ -53,6 +56,28 @@ async def test_the_knowledge_follows_the_transcript(world: World) -> None:
         "We agreed to sell the old mill and the boathouse to pay for it."
     ]
     assert second.computed_at > first.computed_at
+
+    # A job that read the transcript before the corrections and finishes late (a slow LLM)
+    # does not overwrite what was learnt from the corrected text.
+    async with world.node.db() as db:
+        newer = await store.row(db, conv.id)
+        assert newer is not None and row.transcript_updated_at is not None
+        assert newer.transcript_updated_at is not None
+        assert newer.transcript_updated_at > row.transcript_updated_at
+        assert not await store.save(db, conv.id, first, None, row.transcript_updated_at)
+        await db.commit()
+    async with world.node.db() as db:
+        kept = await store.load(db, conv.id)
+    assert kept == second
+
+
+async def test_the_job_waits_for_the_transcript(world: World) -> None:
+    ana = await world.member("ana", "Ana Host")
+    conv = await world.ended_conversation(ana)
+    with pytest.raises(NotReady):
+        await extract(job_context(world, conv.id))
+    async with world.node.db() as db:
+        assert await store.load(db, conv.id) is None
 
 
 async def _run_now(world: World) -> None:

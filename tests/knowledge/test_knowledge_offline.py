@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import time
+from typing import Any
 
 from knowledge_support import LIBRARY, RIVERS, said_at
 
@@ -82,3 +84,131 @@ def test_action_items_need_a_task_and_a_real_owner() -> None:
 def test_no_transcript_gives_empty_knowledge() -> None:
     k = extract([], get_embedder(), PEOPLE)
     assert k.summary == [] and k.chapters == [] and k.topics == []
+
+
+def test_questions_skip_agreement_tags_and_action_items_skip_talk_about_the_talk() -> None:
+    def said(text: str, speaker: int = BEN) -> Sentence:
+        return Sentence(text, 0, 1000, speaker, 0)
+
+    k = extract(
+        [
+            said("The water is cold in spring, isn't it?"),
+            said("It was a hard decade for the harbour, right?"),
+            said("Why did the factories close so quickly?"),
+            said("I'll be honest with you, the budget is tight."),
+            said("Let me tell you how the grant works."),
+            said("I'll answer the letters from the council tomorrow."),
+        ],
+        get_embedder(),
+        PEOPLE,
+    )
+    assert [q.text for q in k.questions] == ["Why did the factories close so quickly?"]
+    assert [(a.text, a.owner_id) for a in k.action_items] == [
+        ("I'll answer the letters from the council tomorrow.", BEN)
+    ]
+
+
+# Six subjects of ten minutes each, said by three people in varied sentences.
+HOUR_TOPICS = {
+    "rivers": ["the river", "the harbour", "the boats", "the bridges", "the fish", "the floods"],
+    "library": ["the library", "the books", "the reading rooms", "the librarians", "the shelves"],
+    "transport": ["the trains", "the buses", "the tickets", "the stations", "the cyclists"],
+    "housing": ["the rents", "the flats", "the landlords", "the tenants", "the mortgages"],
+    "schools": ["the teachers", "the pupils", "the classrooms", "the exams", "the lessons"],
+    "energy": ["the solar panels", "the heat pumps", "the batteries", "the wind farms"],
+}
+FRAMES = [
+    "I think {a} matter more than {b} here.",
+    "When we look at {a}, {b} always come up.",
+    "People ask me about {a} and {b} every week.",
+    "The real problem with {a} is how it changes {b}.",
+    "Ten years ago nobody cared about {a}, but now everyone talks about {b}.",
+    "How do {a} change what happens to {b}?",
+    "Our city spends a lot on {a} and too little on {b}.",
+    "My neighbour complains about {a} and {b} all the time.",
+]
+
+
+def an_hour() -> list[Segment]:
+    rng = random.Random(5)
+    segments: list[Segment] = []
+    t = 0
+    while t < 3_600_000:
+        subject = list(HOUR_TOPICS)[t // 600_000]
+        words: list[list[Any]] = []
+        for _ in range(rng.randint(1, 3)):
+            a, b = rng.sample(HOUR_TOPICS[subject], 2)
+            for w in rng.choice(FRAMES).format(a=a, b=b).split():
+                words.append([t, t + 350, w])
+                t += 400
+        segments.append(Segment(len(segments), 1 + len(segments) % 3, words))
+        t += 1500
+    return segments
+
+
+def test_an_hour_of_talk_has_a_chapter_per_subject() -> None:
+    sentences = split(an_hour())
+    embedder = get_embedder()
+    embedder.embed(["warm up"])
+    began = time.perf_counter()
+    k = extract(sentences, embedder, {1: "Ana Host", 2: "Ben Speaker", 3: "Cy Guest"})
+    took = time.perf_counter() - began
+    print(f"offline extraction of one hour ({len(sentences)} sentences): {took:.2f} s")
+    assert len(k.summary) == 7
+    # The subject changes every ten minutes; a chapter starts within a minute of each change
+    # and no subject is cut into many chapters.
+    starts = [c.start_ms for c in k.chapters]
+    assert 6 <= len(starts) <= 9, starts
+    for change in range(600_000, 3_600_000, 600_000):
+        assert any(abs(s - change) <= 60_000 for s in starts), (change, starts)
+    assert len({c.title for c in k.chapters}) == len(k.chapters)
+
+
+FLOODS = [
+    "The river floods every spring and the town prepares for it.",
+    "Sandbags are stacked along the banks in March.",
+    "Old people remember the great flood of 1953.",
+    "The water rose two metres in a single night.",
+    "Boats rescued families from their roofs.",
+    "Since then the dikes have been raised twice.",
+    "Engineers say the dikes will hold for fifty years.",
+    "But the river changes its course slowly.",
+    "Farmers upstream lose land to the water every year.",
+    "Some fields are now meadows that flood on purpose.",
+    "Those meadows protect the town downstream.",
+    "Birds came back to the wet meadows.",
+    "Children learn about the floods at school.",
+    "Every spring the fire brigade practises rescues on the river.",
+    "The town museum shows photographs of the flood.",
+    "The river is calm most of the year.",
+    "In summer people fish from the old bridge.",
+    "The floods are part of the town's story.",
+]
+
+
+def test_two_minutes_on_one_subject_are_one_chapter() -> None:
+    segments, t = [], 0
+    for seq, line in enumerate(FLOODS):
+        words = [[t + 400 * i, t + 400 * i + 350, w] for i, w in enumerate(line.split())]
+        segments.append(Segment(seq, ANA if seq % 2 else BEN, words))
+        t = words[-1][1] + 3000
+    k = extract(split(segments), get_embedder(), PEOPLE)
+    assert len(k.chapters) == 1, [(c.title, c.start_ms) for c in k.chapters]
+    assert "flood" in k.chapters[0].title.lower()
+    assert any("flood" in topic.label.lower() for topic in k.topics)
+
+
+def test_a_title_does_not_end_a_sentence_and_a_surname_names_an_owner() -> None:
+    words = [
+        [400 * i, 400 * i + 350, w]
+        for i, w in enumerate("Thanks, Ana. Dr. Okafor will send the flood maps on Monday.".split())
+    ]
+    sentences = split([Segment(0, ANA, words)])
+    assert [s.text for s in sentences] == [
+        "Thanks, Ana.",
+        "Dr. Okafor will send the flood maps on Monday.",
+    ]
+    assert sentences[1].start_ms == 800
+    people = {**PEOPLE, 3: "Grace Okafor"}
+    item = action_item(sentences[1], people)
+    assert item is not None and (item.owner_id, item.owner) == (3, "Grace Okafor")

@@ -23,7 +23,7 @@ KIND = "knowledge.extract"
 
 async def extract(ctx: JobContext) -> None:
     raw = ctx.payload.get("conversation_id")
-    if not isinstance(raw, int):
+    if not isinstance(raw, int) or isinstance(raw, bool):
         raise JobFailed("payload has no conversation_id")
     async with ctx.db() as db:
         conv = await db.get(Conversation, raw)
@@ -64,7 +64,10 @@ async def extract(ctx: JobContext) -> None:
         except llm.LlmError as exc:
             error = str(exc)
     async with ctx.db() as db:
-        await store.save(db, raw, knowledge, error, stamp)
+        saved = await store.save(db, raw, knowledge, error, stamp)
         await db.commit()
+    if not saved:
+        await ctx.progress(1.0, "the transcript changed meanwhile; newer knowledge is kept")
+        return
     note = f"{len(knowledge.chapters)} chapters, {len(knowledge.topics)} topics"
     await ctx.progress(1.0, note + (f" (LLM failed: {error})" if error else ""))

@@ -23,6 +23,8 @@ from junto.knowledge.sentences import Sentence
 
 MAX_PROMPT_CHARS = 48_000  # about 12k tokens: fits the context of common local models
 MAX_REPLY_BYTES = 256_000
+PASSAGE_LINES = 6  # lines kept together when a long transcript must be shortened
+GAP = "[...]"  # where a shortened transcript leaves lines out
 
 
 class LlmError(RuntimeError):
@@ -54,7 +56,23 @@ class _Reply(BaseModel):
     topics: list[str]
 
 
-SCHEMA: dict[str, Any] = _Reply.model_json_schema()
+def _strict(node: Any) -> Any:
+    """The schema as OpenAI's strict structured outputs accept it (llama.cpp, vLLM and Ollama
+    accept it too): every object lists all its properties as required and allows no others,
+    and no keyword carries a default (strict mode rejects the request otherwise). An optional
+    field stays optional where the reply is validated."""
+    if isinstance(node, list):
+        return [_strict(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _strict(v) for k, v in node.items() if k != "default"}
+    if out.get("type") == "object" and "properties" in out:
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    return out
+
+
+SCHEMA: dict[str, Any] = _strict(_Reply.model_json_schema())
 
 INSTRUCTIONS = (
     "You summarize a recorded public conversation from its transcript. Each transcript line is "
@@ -62,7 +80,8 @@ INSTRUCTIONS = (
     "sentences, neutral, third person), chapters (title of at most 6 words and the time where "
     "each starts, in order), key_points, questions raised, decisions, action_items (with the "
     "owner's name as said in the transcript, or null), topics (2-6 short noun phrases). Every "
-    "'time' must be copied from the transcript line the item comes from. Do not invent content."
+    "'time' must be copied from the transcript line the item comes from. A line '[...]' marks "
+    "where part of a long transcript was left out. Do not invent content."
 )
 
 
@@ -87,15 +106,29 @@ def parse_clock(text: str) -> int:
 
 def prompt(sentences: Sequence[Sentence], people: Mapping[int, str]) -> str:
     lines = [
-        f"[{clock(s.start_ms)}] {people.get(s.speaker_id or -1, 'Unknown')}: {s.text}"
+        f"[{clock(s.start_ms)}] {people.get(s.speaker_id or -1) or 'Unknown'}: {s.text}"
         for s in sentences
     ]
-    text = "\n".join(lines)
-    if len(text) > MAX_PROMPT_CHARS:
-        # Keep the beginning and the end, where talks are introduced and concluded.
-        half = MAX_PROMPT_CHARS // 2
-        text = text[:half] + "\n[...]\n" + text[-half:]
-    return text
+    if sum(len(line) + 1 for line in lines) <= MAX_PROMPT_CHARS:
+        return "\n".join(lines)
+    # Too long for the model's context. Cutting out the middle would leave an hour unsummarised
+    # and unchaptered, so keep passages of a few whole lines spread evenly over the whole talk,
+    # from its first lines to its last, with "[...]" where lines are left out; times stay exact.
+    blocks = [lines[i : i + PASSAGE_LINES] for i in range(0, len(lines), PASSAGE_LINES)]
+    size = [sum(len(line) + 1 for line in b) + len(GAP) + 1 for b in blocks]
+    count = min(len(blocks), max(1, MAX_PROMPT_CHARS * len(blocks) // sum(size)))
+    while True:
+        # `count` passages evenly spaced from the first (the introduction) to the last.
+        picks = sorted({round(k * (len(blocks) - 1) / max(1, count - 1)) for k in range(count)})
+        if count == 1 or sum(size[p] for p in picks) <= MAX_PROMPT_CHARS:
+            break
+        count -= 1
+    kept: list[str] = []
+    for previous, index in zip([-1, *picks], picks, strict=False):
+        if index != previous + 1:
+            kept.append(GAP)
+        kept.extend(blocks[index])
+    return "\n".join(kept)
 
 
 def endpoint(url: str) -> str:
@@ -126,8 +159,9 @@ async def complete(settings: Settings, transcript: str) -> _Reply:
             answer = await client.post(endpoint(settings.llm_url), json=body, headers=headers)
     except httpx.TimeoutException:
         raise LlmError(f"the LLM did not answer within {settings.llm_timeout_s:g} s") from None
-    except httpx.HTTPError as exc:
-        raise LlmError(f"cannot reach the LLM: {type(exc).__name__}") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # The exception's type, not its text: that may hold the URL, and a URL may hold a key.
+        raise LlmError(f"cannot reach the LLM at JUNTO_LLM_URL: {type(exc).__name__}") from None
     if answer.status_code != 200:
         raise LlmError(f"the LLM answered HTTP {answer.status_code}")
     if len(answer.content) > MAX_REPLY_BYTES:
@@ -181,7 +215,13 @@ async def extract(
         )
 
     by_name = {name.lower(): uid for uid, name in people.items() if name}
-    by_first = {name.split()[0].lower(): uid for uid, name in people.items() if name}
+    first_names = [name.split()[0].lower() for name in people.values() if name.strip()]
+    # A first name two participants share names neither of them.
+    by_first = {
+        name.split()[0].lower(): uid
+        for uid, name in people.items()
+        if name.strip() and first_names.count(name.split()[0].lower()) == 1
+    }
 
     def action(item: _Action) -> ActionItem:
         base = moment(item)
@@ -195,14 +235,19 @@ async def extract(
             owner=people.get(owner_id or -1) or owner or None,
         )
 
-    chapters = []
-    starts = sorted(((at(c.time).start_ms, c) for c in reply.chapters), key=lambda x: x[0])
+    chapters: list[Chapter] = []
+    # Two chapters cited at the same sentence would make an empty chapter: the first stays.
+    by_start: dict[int, _Chapter] = {}
+    for c in reply.chapters:
+        by_start.setdefault(at(c.time).start_ms, c)
+    starts = sorted(by_start.items(), key=lambda x: x[0])
     for i, (start, c) in enumerate(starts):
         end = starts[i + 1][0] if i + 1 < len(starts) else end_ms
         chapters.append(
             Chapter(
                 title=c.title.strip()[:120],
-                start_ms=start,
+                # The first chapter covers the opening words too, wherever the LLM put it.
+                start_ms=sentences[0].start_ms if i == 0 else start,
                 end_ms=end,
                 summary=c.summary.strip()[:500],
             )
@@ -221,7 +266,12 @@ async def extract(
             "questions": [moment(i) for i in reply.questions],
             "decisions": [moment(i) for i in reply.decisions],
             "action_items": [action(i) for i in reply.action_items],
-            "topics": [Topic(label=t.strip()[:80], score=1.0) for t in reply.topics if t.strip()]
-            or offline.topics,
+            "topics": _topics(reply.topics) or offline.topics,
         }
     )
+
+
+def _topics(labels: list[str]) -> list[Topic]:
+    """The LLM lists topics most important first; the score keeps that order (1 down to 0.5)."""
+    kept = list(dict.fromkeys(t.strip()[:80] for t in labels if t.strip()))[:8]
+    return [Topic(label=t, score=round(1 - 0.5 * i / len(kept), 3)) for i, t in enumerate(kept)]

@@ -30,6 +30,7 @@ MMR_LAMBDA = 0.7  # relevance against novelty when picking summary sentences and
 CHAPTER_MIN_MS = 45_000
 CHAPTER_MIN_SENTENCES = 3
 TILING_WINDOW = 3
+MIN_DEPTH = 0.3  # of a valley in the smoothed similarity curve, to open a chapter
 TOPIC_MIN_SCORE = 0.65  # relative to the best topic
 
 QUESTION_START = re.compile(
@@ -37,9 +38,14 @@ QUESTION_START = re.compile(
     r"can|could|should|would|will|shall|may|might|have|has)\b",
     re.I,
 )
-# "..., right?" and friends ask for agreement, not an answer.
+# "Right?", "..., isn't it?" and friends ask for agreement, not an answer: a statement with such
+# a tag is not a question either.
 TAG_QUESTION = re.compile(
-    r"^(?:right|okay|ok|yes|no|really|you know|isn't it|aren't we|don't you think)\?$", re.I
+    r"(?:^|,\s*)(?:right|okay|ok|yes|no|yeah|really|you know|isn't it|aren't we|isn't that so|"
+    r"don't you think|wouldn't you say|correct|huh|eh|"
+    r"(?:(?:is|was|are|were|do|does|did|have|has|could|would|should)n't|won't|can't) "
+    r"(?:it|that|there|they|we|you|he|she|I))\?$",
+    re.I,
 )
 DECISION = re.compile(
     r"\b(?:we(?:'ve| have)? decided|we agreed|we(?:'re| are) going with|let's go with|"
@@ -49,6 +55,14 @@ DECISION = re.compile(
 )
 ACTION_SELF = re.compile(
     r"\b(?:I will|I'll|I am going to|I'm going to|let me|I can take|I'll take)\s+(?P<task>.+)", re.I
+)
+# "I'll be honest", "let me tell you", "I'm going to ask you": talk about the talk, no task.
+NOT_A_TASK = re.compile(
+    r"^(?:just\s+|also\s+|now\s+|quickly\s+)?(?:be|tell|say|admit|bet|guess|think|talk|"
+    r"mention|repeat|quote|pass|see|know|never|always|probably|ask you|give you|show you|"
+    r"read you|leave it|put it|start with|begin with|stop there|stop here|finish with|"
+    r"(?:answer|explain|come back to|get to) (?:that|this|it|why|how|what|your question))\b",
+    re.I,
 )
 ACTION_OTHER = re.compile(
     r"\b(?P<name>[A-Z][a-z]+)(?:,)?\s+(?:will|is going to|can you|could you|would you|please)\s+"
@@ -134,7 +148,7 @@ def _key_points(
 
 def _is_question(text: str) -> bool:
     text = text.strip()
-    if not text.endswith("?") or TAG_QUESTION.match(text):
+    if not text.endswith("?") or TAG_QUESTION.search(text):
         return False
     return word_count(text) >= 4 or bool(QUESTION_START.match(text))
 
@@ -152,7 +166,7 @@ def action_item(s: Sentence, people: Mapping[int, str]) -> ActionItem | None:
         if owner_id is not None:
             return ActionItem(**base, owner_id=owner_id, owner=people[owner_id])
     mine = ACTION_SELF.search(text)
-    if mine and word_count(mine.group("task")) >= 2:
+    if mine and word_count(mine.group("task")) >= 2 and not NOT_A_TASK.match(mine.group("task")):
         return ActionItem(**base, owner_id=s.speaker_id, owner=people.get(s.speaker_id or -1))
     if ACTION_TEAM.search(text) and word_count(text) >= 5:
         return ActionItem(**base)
@@ -160,11 +174,17 @@ def action_item(s: Sentence, people: Mapping[int, str]) -> ActionItem | None:
 
 
 def _person_named(name: str, people: Mapping[int, str]) -> int | None:
-    """The participant whose first (or only) name is `name`, if exactly one is."""
-    matches = [
-        uid for uid, full in people.items() if full and full.split()[0].lower() == name.lower()
-    ]
-    return matches[0] if len(matches) == 1 else None
+    """The participant called `name`: by first name ("Ben"), else by another part of the name
+    ("Dr. Okafor"), if exactly one participant has it."""
+    wanted = name.lower()
+    parts = {uid: full.lower().split() for uid, full in people.items()}
+    for matches in (
+        [uid for uid, p in parts.items() if p[:1] == [wanted]],
+        [uid for uid, p in parts.items() if wanted in p[1:]],
+    ):
+        if matches:
+            return matches[0] if len(matches) == 1 else None
+    return None
 
 
 # ---- topics and chapters ------------------------------------------------------------------------
@@ -246,7 +266,7 @@ def _chapters(
 ) -> tuple[list[Chapter], list[list[tuple[str, float]]]]:
     """The chapters, and each chapter's ranked keyphrases (the topics come from them)."""
     bounds = boundaries(sentences, vectors)
-    chapters = []
+    chapters: list[Chapter] = []
     phrases = []
     for a, b in zip([0, *bounds], [*bounds, len(sentences)], strict=True):
         part = sentences[a:b]
@@ -255,7 +275,10 @@ def _chapters(
         central = part[int(np.argmax(part_vectors @ centre))]
         ranked = ranked_phrases(" ".join(s.text for s in part), embedder, centre)
         phrases.append(ranked)
-        title = ranked[0][0] if ranked else central.text
+        # The best phrase that shares no word with an earlier title: "Bridges" then "Bridge"
+        # would say nothing.
+        fresh = [p for p, _ in ranked if not any(_overlaps(p, c.title) for c in chapters)]
+        title = fresh[0] if fresh else central.text
         chapters.append(
             Chapter(
                 title=title[:1].upper() + title[1:],
@@ -273,7 +296,8 @@ def boundaries(sentences: Sequence[Sentence], vectors: np.ndarray) -> list[int]:
     total_ms = sentences[-1].end_ms - sentences[0].start_ms if n else 0
     if n < 2 * CHAPTER_MIN_SENTENCES or total_ms < 2 * CHAPTER_MIN_MS:
         return []
-    w = TILING_WINDOW
+    # A wider window on a long talk: a few sentences are too noisy to say what an hour is about.
+    w = max(TILING_WINDOW, min(8, n // 40))
     gaps = list(range(1, n))
     sims = np.array(
         [
@@ -284,32 +308,46 @@ def boundaries(sentences: Sequence[Sentence], vectors: np.ndarray) -> list[int]:
             for g in gaps
         ]
     )
-    depth = np.zeros(len(gaps))
-    for i in range(len(gaps)):
-        left = float(sims[: i + 1].max())
-        right = float(sims[i:].max())
-        depth[i] = (left - sims[i]) + (right - sims[i])
-    # Hearst's cut-off: deeper than the mean minus half a standard deviation of all depths.
-    cutoff = float(depth.mean() + depth.std() / 2)
-    max_chapters = max(1, int(total_ms // 90_000) + 1)
+    if len(sims) >= 3:  # Hearst smooths the similarity curve before looking for valleys
+        sims = np.convolve(np.pad(sims, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    depth = np.array([_depth(sims, i) for i in range(len(gaps))])
+    # Hearst's cut-off: deeper than the mean plus half a standard deviation of all depths; on a
+    # long talk also not much shallower than its deepest valley, or every aside is a chapter.
+    # And never shallower than MIN_DEPTH: a talk on one subject has small valleys too (about
+    # 0.2 measured on one; a change of subject measured 0.6 to 1.3).
+    cutoff = max(float(depth.mean() + depth.std() / 2), 0.4 * float(depth.max()), MIN_DEPTH)
+    # A reader wants a handful of chapters: two for a few minutes, about one per five minutes
+    # of a long talk, each at least 45 s (and a thirtieth of the talk).
+    max_chapters = max(1, min(int(total_ms // 90_000) + 1, 2 + int(total_ms // 300_000)))
+    min_ms = max(CHAPTER_MIN_MS * 0.5, total_ms / 30)
     chosen: list[int] = []
-    for i in np.argsort(-depth):
+    for i in np.argsort(-depth, kind="stable"):
         if depth[i] <= cutoff or len(chosen) + 1 >= max_chapters:
             break
         g = gaps[int(i)]
-        if _fits(g, chosen, sentences):
+        if _fits(g, chosen, sentences, min_ms):
             chosen.append(g)
     return sorted(chosen)
 
 
-def _fits(g: int, chosen: list[int], sentences: Sequence[Sentence]) -> bool:
+def _depth(sims: np.ndarray, i: int) -> float:
+    """How deep the valley at gap i is: climb to the nearest peak on each side (TextTiling)."""
+    left = i
+    while left > 0 and sims[left - 1] >= sims[left]:
+        left -= 1
+    right = i
+    while right < len(sims) - 1 and sims[right + 1] >= sims[right]:
+        right += 1
+    return float(sims[left] - sims[i] + sims[right] - sims[i])
+
+
+def _fits(g: int, chosen: list[int], sentences: Sequence[Sentence], min_ms: float) -> bool:
     edges = sorted([0, *chosen, len(sentences)])
     for a, b in itertools.pairwise(edges):
         if a < g < b:
             left, right = sentences[a:g], sentences[g:b]
             return all(
-                len(part) >= CHAPTER_MIN_SENTENCES
-                and part[-1].end_ms - part[0].start_ms >= CHAPTER_MIN_MS * 0.5
+                len(part) >= CHAPTER_MIN_SENTENCES and part[-1].end_ms - part[0].start_ms >= min_ms
                 for part in (left, right)
             )
     return False

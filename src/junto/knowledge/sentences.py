@@ -10,6 +10,11 @@ from typing import Any
 
 # Whisper punctuates; a sentence ends at . ? ! (optionally followed by a closing quote).
 _END = re.compile(r"[.?!…][\"')\]]*$")
+# A full stop after these (or after an initial, "J.") does not end the sentence: "Dr. Okafor
+# will send the plan." is one sentence, whose action item is Okafor's.
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st sr jr mt vs e.g i.e approx fig gen gov lt col sgt".split()
+)
 MAX_WORDS = 40  # a run-on without punctuation is cut here, so no "sentence" spans minutes
 
 
@@ -44,12 +49,20 @@ def split(segments: Sequence[Segment]) -> list[Sentence]:
             if not str(word[2]).strip():
                 continue
             run.append(word)
-            if _END.search(str(word[2])) or len(run) >= MAX_WORDS:
+            text = str(word[2])
+            if (_END.search(text) and not _abbreviation(text)) or len(run) >= MAX_WORDS:
                 out.append(_sentence(run, seg))
                 run = []
         if run:
             out.append(_sentence(run, seg))
     return out
+
+
+def _abbreviation(word: str) -> bool:
+    if not word.endswith("."):
+        return False
+    stem = word[:-1].lower()
+    return stem in ABBREVIATIONS or (len(stem) == 1 and stem.isalpha() and stem != "i")
 
 
 def _sentence(run: list[list[Any]], seg: Segment) -> Sentence:

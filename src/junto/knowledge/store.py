@@ -33,10 +33,20 @@ async def save(
     knowledge: Knowledge,
     error: str | None,
     transcript_updated_at: datetime | None,
-) -> None:
-    """Replace the conversation's knowledge (the caller commits)."""
+) -> bool:
+    """Replace the conversation's knowledge (the caller commits). Returns False, writing
+    nothing, when what is stored was computed from a newer transcript: a job that read the
+    transcript before a correction (and then waited on a slow LLM) must not overwrite the
+    knowledge that a later job computed from the corrected text."""
     now = utcnow()
-    existing = await db.get(ConversationKnowledge, conversation_id)
+    existing = await db.get(ConversationKnowledge, conversation_id, populate_existing=True)
+    if (
+        existing is not None
+        and existing.transcript_updated_at is not None
+        and transcript_updated_at is not None
+        and existing.transcript_updated_at > transcript_updated_at
+    ):
+        return False
     if existing is None:
         existing = ConversationKnowledge(conversation_id=conversation_id, created_at=now)
         db.add(existing)
@@ -46,3 +56,4 @@ async def save(
     existing.transcript_updated_at = transcript_updated_at
     existing.updated_at = now
     await db.flush()
+    return True
