@@ -63,6 +63,11 @@ CONTENT_SECURITY_POLICY = "; ".join(
 # user content, so they are served without the CSP rather than broken by it.
 _CSP_EXEMPT = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
+# The only pages other sites may frame: snippets' players. Same policy, any frame ancestor.
+_FRAMEABLE_RE = re.compile(r"/s/[A-Za-z0-9]{1,16}/embed")
+EMBED_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "frame-ancestors 'none'", "frame-ancestors *"
+)
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -241,6 +246,10 @@ def _with_headers(send: Send, path: str, cookies: list[str]) -> Send:
             headers.setdefault("x-content-type-options", "nosniff")
             headers.setdefault("referrer-policy", "same-origin")
             if headers.get("content-type", "").startswith("text/html"):
+                if _FRAMEABLE_RE.fullmatch(path):
+                    # A snippet's embed page (junto.web.snippet_pages) is made to be framed.
+                    headers.setdefault("content-security-policy", EMBED_SECURITY_POLICY)
+                    return await send(message)
                 if path not in _CSP_EXEMPT:
                     headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
                 headers.setdefault("x-frame-options", "DENY")
