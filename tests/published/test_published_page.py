@@ -105,7 +105,10 @@ async def test_the_page_shows_knowledge_transcript_replay_and_tags(
     # Player, captions, the snippet maker's mount point.
     assert '<video id="player"' in html
     assert f'src="/c/{conv.slug}/transcript.vtt"' in html and 'kind="captions"' in html
-    assert '<div id="snippet-maker"></div>' in html and "/static/js/snippet-maker.js" in html
+    assert (
+        '<div id="snippet-maker" data-can-create="false"></div>' in html
+        and "/static/js/snippet-maker.js" in html
+    )
 
     # Backchannel replay: in time order, deleted posts left out.
     posts = re.findall(r'<li class="bc-post" data-at="(\d+)">', html)

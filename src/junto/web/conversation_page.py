@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations as convs
+from junto import snippets
 from junto.conversations import ConversationError
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.knowledge import store as knowledge_store
@@ -113,6 +114,12 @@ async def conversation_page(
         knowledge=_knowledge_view(knowledge, people) if knowledge else None,
         knowledge_pending=knowledge_pending,
         posts=await _posts(db, conv),
+        snippets=[
+            {"slug": sn.slug, "title": sn.title, "clock": _clock(sn.start_ms)}
+            for sn in await snippets.list_for_conversation(db, conv)
+            if sn.state == "ready"
+        ],
+        can_snip="composite" in media and await snippets.can_create(db, conv, viewer),
         downloads=await _downloads(db, conv, view.status == "ready", media, can_manage),
         checklist=[
             ("Transcript", _readiness(view.status == "ready", view.status == "processing")),
@@ -493,3 +500,10 @@ async def _render_thumbnail(
         return err.decode(errors="replace")[-500:] or f"ffmpeg exited with {proc.returncode}"
     tmp.replace(image)
     return None
+
+
+def _clock(ms: int) -> str:
+    seconds = max(0, ms) // 1000
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
