@@ -250,6 +250,8 @@ async def test_a_reader_follows_and_seeks_the_transcript(
 
         # Search in the transcript: marks, counts, Enter steps through.
         query = page.get_by_label("Search the transcript")
+        await page.locator("body").press("/")  # the keyboard shortcut focuses the search
+        await expect(query).to_be_focused()
         await query.fill("the")
         await expect(page.locator("#search-count")).to_contain_text("of", timeout=TIMEOUT)
         hits = await page.locator("#transcript span.w.hit").count()

@@ -231,6 +231,17 @@ function setUpSearch() {
   document.getElementById("search-next").addEventListener("click", () => step(1));
   document.getElementById("search-prev").addEventListener("click", () => step(-1));
   document.getElementById("transcript-search").addEventListener("submit", (e) => e.preventDefault());
+  // "/" jumps to the transcript search, as on most sites with a search box (not while typing).
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    const typing =
+      target instanceof HTMLElement &&
+      (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+    if (event.key !== "/" || typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    event.preventDefault();
+    query.focus();
+    query.select();
+  });
 }
 
 // ---- the summary, once it is computed ---------------------------------------------------------
