@@ -466,7 +466,10 @@ class SearchPassage(Base):
     """
 
     __tablename__ = "search_passages"
-    __table_args__ = (Index("ix_search_passages_conversation", "conversation_id", "start_ms"),)
+    __table_args__ = (
+        Index("ix_search_passages_conversation", "conversation_id", "start_ms"),
+        {"sqlite_autoincrement": True},  # ids never reused: see junto.search.vectorstore
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))

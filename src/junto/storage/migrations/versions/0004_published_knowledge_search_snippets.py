@@ -79,6 +79,9 @@ def upgrade() -> None:
         sa.Column("language", sa.String(16), nullable=False),
         sa.Column("embedding", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", _tz(), nullable=False),
+        # Ids only grow, even on SQLite (no reuse of a deleted max rowid): each process's vector
+        # index learns of new passages from max(id) alone (junto.search.vectorstore).
+        sqlite_autoincrement=True,
     )
     op.create_index(
         "ix_search_passages_conversation", "search_passages", ["conversation_id", "start_ms"]

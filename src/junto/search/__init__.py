@@ -1,0 +1,1 @@
+"""Search over published conversations and snippets: passages, keyword + semantic, fused."""
