@@ -48,7 +48,8 @@ log = logging.getLogger("junto.snippets")
 
 MAX_MS = 10 * 60 * 1000
 MIN_MS = 500
-PAD_MS = 150
+PAD_MS = 300
+MS_PER_LETTER = 60  # a word said at 140-180 words per minute
 TITLE_MAX = 200
 DEFAULT_TITLE_CHARS = 80
 READY, FAILED, RENDERING = "ready", "failed", "rendering"
@@ -80,15 +81,29 @@ class Snap:
 
 def snap(words: list[Word], start_ms: int, end_ms: int, pad_ms: int = PAD_MS) -> Snap | None:
     """The words inside [start_ms, end_ms) and the padded range around them, or None when no
-    word is. Padding stops at the neighbouring words, so they are not heard."""
-    inside = [i for i, w in enumerate(words) if w.end_ms > start_ms and w.start_ms < end_ms]
+    word is. Recognisers place word edges a little early or late (Whisper by up to a few hundred
+    ms), so the clip gets up to `pad_ms` on each side, but never past the middle of the pause
+    to a neighbouring word, so the neighbours are not heard."""
+    # A word squeezed to no length (see below) is inside when it sits at the start.
+    inside = [
+        i
+        for i, w in enumerate(words)
+        if max(w.end_ms, w.start_ms + 1) > start_ms and w.start_ms < end_ms
+    ]
     if not inside:
         return None
     first, last = words[inside[0]], words[inside[-1]]
-    before = max((w.end_ms for w in words[: inside[0]]), default=0)
-    after = min((w.start_ms for w in words[inside[-1] + 1 :]), default=last.end_ms + pad_ms)
-    begin = min(first.start_ms, max(first.start_ms - pad_ms, before, 0))
-    finish = max(last.end_ms, min(last.end_ms + pad_ms, after))
+    before = [w.end_ms for w in words[: inside[0]]]
+    after = [w.start_ms for w in words[inside[-1] + 1 :]]
+    floor = (max(before) + first.start_ms) // 2 if before else 0
+    ceiling = (last.end_ms + min(after)) // 2 if after else last.end_ms + pad_ms
+    # Whisper sometimes squeezes the first word after a pause to nothing ("Rivers" at
+    # [17958, 17958] though it took half a second): trust a word's edge no further than its
+    # spelling allows (about MS_PER_LETTER per letter).
+    first_start = min(first.start_ms, first.end_ms - MS_PER_LETTER * len(first.text))
+    last_end = max(last.end_ms, last.start_ms + MS_PER_LETTER * len(last.text))
+    begin = min(first.start_ms, max(first_start - pad_ms, floor, 0))
+    finish = max(last.end_ms, min(last_end + pad_ms, ceiling))
     return Snap(begin, finish, [words[i] for i in inside])
 
 

@@ -22,8 +22,8 @@ def test_a_range_snaps_to_the_words_it_touches() -> None:
     got = snap(WORDS, 1350, 1900)  # from the pause before "two" into "three"
     assert got is not None
     assert [w.text for w in got.words] == ["two", "three"]
-    # Padded by up to PAD_MS, but only to where the neighbours end/start.
-    assert got.start_ms == 1300  # "one" ends at 1300: max(1400 - 150, 1300)
+    # Padded by up to PAD_MS, but only to the middle of the pause to a neighbour.
+    assert got.start_ms == 1350  # "one" ends at 1300, "two" starts at 1400
     assert got.end_ms == 2100 + PAD_MS  # the pause after "three" is long
 
 
@@ -32,7 +32,7 @@ def test_padding_never_reaches_a_neighbouring_word() -> None:
     assert got is not None and [w.text for w in got.words] == ["two"]
     assert got.start_ms >= 1300 and got.end_ms <= 1800
     first = snap(WORDS, 0, 1100)  # the start: padding stops at 0 and at the next word
-    assert first is not None and first.start_ms == 850 and first.end_ms == 1400
+    assert first is not None and first.start_ms == 1000 - PAD_MS and first.end_ms == 1350
 
 
 def test_a_range_touching_no_word_snaps_to_nothing() -> None:
@@ -73,3 +73,17 @@ def test_captions_start_at_zero_and_escape_markup() -> None:
     vtt = captions_vtt(words, 4900, 6100)
     assert vtt.startswith("WEBVTT\n\n00:00:00.100 --> 00:00:00.800\n&lt;b&gt;hi&lt;/b&gt; &amp;you")
     assert "00:00:00.900 --> 00:00:01.100\nx" in vtt  # a new speaker starts a new cue
+
+
+def test_a_word_squeezed_to_nothing_is_given_its_length_back() -> None:
+    # Whisper put "Rivers" at [17958, 17958] after a pause, though it was said from about 17.5 s.
+    words = [
+        Word(15_400, 15_950, "personal.", 2),
+        Word(17_958, 17_958, "Rivers", 1),
+        Word(17_958, 18_418, "brought", 1),
+        Word(18_418, 18_918, "trade.", 1),
+    ]
+    got = snap(words, 17_958, 18_918)
+    assert got is not None and [w.text for w in got.words] == ["Rivers", "brought", "trade."]
+    assert got.start_ms == 17_958 - 6 * 60 - PAD_MS  # still after the middle of the pause
+    assert got.start_ms > (15_950 + 17_958) // 2
