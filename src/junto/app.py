@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,6 +62,9 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             node.workers = WorkerPool(settings)
             await node.workers.start()
         app.state.node = node
+        from junto.search.vectorstore import warm
+
+        warming = asyncio.create_task(warm(node.db, url), name="search-warm-up")
         log.info(
             "junto %s node %s up: database=%s pubsub=%s media=%s",
             __version__,
@@ -72,6 +76,9 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming
             await node.hub.stop()
             if node.on_air is not None:
                 await node.on_air.stop()  # closes every recording piece and caption stream

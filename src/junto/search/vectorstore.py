@@ -10,14 +10,17 @@ notices many deletions and rebuilds.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from junto.search.vectors import DIM, VectorIndex
 from junto.storage.tables import SearchPassage
+
+log = logging.getLogger(__name__)
 
 REFRESH_COUNT_S = 600.0
 LOAD_BATCH = 50_000
@@ -115,3 +118,19 @@ def store_for(url: str) -> VectorStore:
     if url not in _stores:
         _stores[url] = VectorStore()
     return _stores[url]
+
+
+async def warm(sessions: async_sessionmaker[AsyncSession], url: str) -> None:
+    """Load the embedding model and this database's vectors before the first search needs
+    them (at 10,000 hours of speech that is a minute, not something a searcher should wait
+    for). Best effort: a failure here only means the first search loads them itself."""
+    from junto.knowledge.embeddings import get_embedder
+
+    try:
+        await asyncio.to_thread(get_embedder)
+        async with sessions() as db:
+            await store_for(url).refresh(db)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a warm-up must never take the node down
+        log.warning("could not preload the search index", exc_info=True)
