@@ -92,8 +92,14 @@ async def search(
     offset: int = 0,
 ) -> Results:
     query = query[: keyword.MAX_QUERY_CHARS]
-    kw = await keyword.candidates(db, query, CANDIDATES)
-    sem, semantic_ok = await _semantic(db, url, query)
+    # The query's embedding (a thread, no database) runs while the keyword query does.
+    embedding = asyncio.create_task(_embed(query))
+    try:
+        kw = await keyword.candidates(db, query, CANDIDATES)
+    except BaseException:
+        embedding.cancel()
+        raise
+    sem, semantic_ok = await _semantic(db, url, await embedding)
     fused: dict[int, float] = {}
     for rank, (pid, _) in enumerate(kw, start=1):
         fused[pid] = fused.get(pid, 0.0) + W_KEYWORD / (K + rank)
@@ -116,19 +122,29 @@ async def search(
     return Results(len(rows), page, semantic_ok)
 
 
-async def _semantic(db: AsyncSession, url: str, query: str) -> tuple[list[tuple[int, float]], bool]:
+async def _embed(query: str) -> np.ndarray | None:
+    """The query's vector; None when it has no words or no model can be loaded."""
     from junto.knowledge.embeddings import EmbeddingUnavailable, get_embedder
 
     if not keyword.words(query):
-        return [], True
+        return np.zeros(0, dtype=np.float32)
     try:
         embedder = await asyncio.to_thread(get_embedder)
-        vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
+        return np.asarray((await asyncio.to_thread(embedder.embed, [query]))[0])
     except EmbeddingUnavailable:
+        return None
+
+
+async def _semantic(
+    db: AsyncSession, url: str, vector: np.ndarray | None
+) -> tuple[list[tuple[int, float]], bool]:
+    if vector is None:
         return [], False
+    if vector.size == 0:  # nothing to look for
+        return [], True
     vectors = store_for(url)
     await vectors.refresh(db)
-    found = await asyncio.to_thread(vectors.index.search, np.asarray(vector), CANDIDATES)
+    found = await asyncio.to_thread(vectors.index.search, vector, CANDIDATES)
     return found, True
 
 
