@@ -49,12 +49,8 @@ from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.transcript_pages import (
-    MEDIA_KINDS,
-    TRANSCRIPT_FORMATS,
-    _media_name,
-    _offset_ms,
-    _size,
     clock,
+    downloads,
 )
 
 log = logging.getLogger("junto.web.conversation_page")
@@ -120,7 +116,7 @@ async def conversation_page(
             if sn.state == "ready"
         ],
         can_snip="composite" in media and await snippets.can_create(db, conv, viewer),
-        downloads=await _downloads(db, conv, view.status == "ready", media, can_manage),
+        downloads=await downloads(db, conv, view.status == "ready", media, can_manage),
         checklist=[
             ("Transcript", _readiness(view.status == "ready", view.status == "processing")),
             (
@@ -346,51 +342,6 @@ async def _posts(db: AsyncSession, conv: Conversation) -> list[dict[str, Any]]:
         }
         for post, user in rows.all()
     ]
-
-
-async def _downloads(
-    db: AsyncSession,
-    conv: Conversation,
-    has_transcript: bool,
-    media: dict[str, ConversationMedia],
-    can_manage: bool,
-) -> list[dict[str, str]]:
-    slug = conv.slug
-    out: list[dict[str, str]] = []
-    for kind, label in MEDIA_KINDS.items():
-        if kind in media:
-            out.append(
-                {
-                    "label": f"{label} ({FilePath(media[kind].path).suffix[1:].upper()})",
-                    "href": f"/c/{slug}/media/{kind}",
-                    "file": _media_name(slug, kind, media[kind].path),
-                    "size": _size(media[kind].bytes),
-                }
-            )
-    if has_transcript:
-        for ext, label in TRANSCRIPT_FORMATS:
-            out.append(
-                {
-                    "label": f"Transcript ({label})",
-                    "href": f"/c/{slug}/transcript.{ext}",
-                    "file": f"{slug}-transcript.{ext}",
-                    "size": "",
-                }
-            )
-    if can_manage:
-        # Each speaker's own recording is raw material for the hosts (re-editing), not for
-        # the audience: it holds what the composite may have left out.
-        for rec, user in await store.ready_pieces(db, conv.id):
-            out.append(
-                {
-                    "label": f"{user.display_name}'s recording ({rec.source}, from "
-                    f"{clock(_offset_ms(conv, rec))})",
-                    "href": f"/c/{slug}/recordings/{rec.id}.webm",
-                    "file": f"{slug}-{rec.id}.webm",
-                    "size": _size(rec.bytes),
-                }
-            )
-    return out
 
 
 # ---- publishing without JavaScript ------------------------------------------------------------

@@ -97,7 +97,7 @@ async def transcript_page(request: Request, slug: str, db: DbDep, node: NodeDep)
         segments=segments,
         can_manage=can_manage,
         player=player,
-        downloads=await _downloads(db, conv, view.status == "ready", media),
+        downloads=await downloads(db, conv, view.status == "ready", media, can_manage),
         speaker_choices=speakers,
         history=history,
         page_data={
@@ -155,11 +155,28 @@ def _size(n: int | None) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{max(1, round(n / 1000))} kB"
 
 
-async def _downloads(
-    db: AsyncSession, conv: Conversation, has_transcript: bool, media: dict[str, Any]
+async def downloads(
+    db: AsyncSession,
+    conv: Conversation,
+    has_transcript: bool,
+    media: dict[str, Any],
+    can_manage: bool,
 ) -> list[dict[str, str]]:
+    """What the conversation and transcript pages offer to download, in that order: the
+    video and audio, the transcript in every format, the live captions, and for its hosts
+    each speaker's own recording."""
     slug = conv.slug
     out: list[dict[str, str]] = []
+    for kind, label in MEDIA_KINDS.items():
+        if kind in media:
+            out.append(
+                {
+                    "label": f"{label} ({FilePath(media[kind].path).suffix[1:].upper()})",
+                    "href": f"/c/{slug}/media/{kind}",
+                    "file": _media_name(slug, kind, media[kind].path),
+                    "size": _size(media[kind].bytes),
+                }
+            )
     if has_transcript:
         out.extend(
             {
@@ -179,26 +196,19 @@ async def _downloads(
                 "size": "",
             }
         )
-    for kind, label in MEDIA_KINDS.items():
-        if kind in media:
+    if can_manage:
+        # Each speaker's own recording is raw material for the hosts (re-editing), not for
+        # the audience: it holds what the composite may have left out.
+        for rec, user in await store.ready_pieces(db, conv.id):
             out.append(
                 {
-                    "label": f"{label} ({FilePath(media[kind].path).suffix[1:].upper()})",
-                    "href": f"/c/{slug}/media/{kind}",
-                    "file": _media_name(slug, kind, media[kind].path),
-                    "size": _size(media[kind].bytes),
+                    "label": f"{user.display_name}'s recording ({rec.source}, from "
+                    f"{clock(_offset_ms(conv, rec))})",
+                    "href": f"/c/{slug}/recordings/{rec.id}.webm",
+                    "file": f"{slug}-{rec.id}.webm",
+                    "size": _size(rec.bytes),
                 }
             )
-    for rec, user in await store.ready_pieces(db, conv.id):
-        out.append(
-            {
-                "label": f"{user.display_name}'s recording ({rec.source}, from "
-                f"{clock(_offset_ms(conv, rec))})",
-                "href": f"/c/{slug}/recordings/{rec.id}.webm",
-                "file": f"{slug}-{rec.id}.webm",
-                "size": _size(rec.bytes),
-            }
-        )
     return out
 
 
