@@ -222,8 +222,11 @@ async def test_captions_transcript_and_recordings_of_a_conversation_in_turns(
         await expect(ana.page.locator("video")).to_have_count(1)
         await expect(ana.page.locator("li.segment").first).to_contain_text("Ana Host")
         await screenshot(ana.page, "media-transcript-ana", full_page=True)
+        # Cy is in the audience: until a host publishes it, the conversation's page is
+        # "not published yet", answered with 404 (which Chromium reports on the console).
         await cy.page.goto(f"/c/{slug}")
         await expect(cy.page.locator("#after-end")).to_be_visible()
+        cy.errors[:] = [e for e in cy.errors if f"/c/{slug})" not in e or "404" not in e]
         await keep_screenshot(cy, "ended")
 
         # ---- the files play, as long as the talk ------------------------------------------

@@ -12,7 +12,7 @@ from snippets_support import STATEMENT, line_range, make_media, snippet_count, s
 from sqlalchemy import select
 from transcripts_support import Person, World, world_fixture  # noqa: F401 - fixture
 
-from junto.snippets import PAD_MS
+from junto.snippets import MS_PER_LETTER, PAD_MS
 from junto.storage.tables import Job, SearchPassage
 
 
@@ -47,9 +47,11 @@ async def test_a_member_makes_a_snippet_snapped_to_words(
     got = answer.json()
     assert got["state"] == "ready", got
     assert got["text"] == line
-    # Snapped to the words' edges, padded by at most PAD_MS, never into the neighbours.
-    assert start - PAD_MS <= got["start_ms"] <= start
-    assert end <= got["end_ms"] <= end + PAD_MS
+    # Snapped to the words' edges, padded by at most PAD_MS, never into the neighbours (a
+    # word shorter than its spelling allows is first given its length: MS_PER_LETTER).
+    first, last = line.split()[0], line.split()[-1]
+    assert start - PAD_MS - MS_PER_LETTER * len(first) <= got["start_ms"] <= start
+    assert end <= got["end_ms"] <= end + PAD_MS + MS_PER_LETTER * len(last)
     assert [s["name"] for s in got["speakers"]] == ["Ben <b>Bold</b>"]
     assert got["speakers"][0]["consent_statement"] == STATEMENT
     assert got["speakers"][0]["consent_given_at"]
