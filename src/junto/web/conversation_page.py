@@ -44,14 +44,13 @@ from junto.storage.tables import (
     User,
 )
 from junto.transcripts import store
+from junto.transcripts.exports import clock
 from junto.web import security
 from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
-from junto.web.transcript_pages import (
-    clock,
-    downloads,
-)
+from junto.web.snippet_pages import mmss
+from junto.web.transcript_pages import downloads
 
 log = logging.getLogger("junto.web.conversation_page")
 
@@ -111,7 +110,7 @@ async def conversation_page(
         knowledge_pending=knowledge_pending,
         posts=await _posts(db, conv),
         snippets=[
-            {"slug": sn.slug, "title": sn.title, "clock": _clock(sn.start_ms)}
+            {"slug": sn.slug, "title": sn.title, "clock": mmss(sn.start_ms)}
             for sn in await snippets.list_for_conversation(db, conv)
             if sn.state == "ready"
         ],
@@ -451,10 +450,3 @@ async def _render_thumbnail(
         return err.decode(errors="replace")[-500:] or f"ffmpeg exited with {proc.returncode}"
     tmp.replace(image)
     return None
-
-
-def _clock(ms: int) -> str:
-    seconds = max(0, ms) // 1000
-    if seconds >= 3600:
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"

@@ -24,6 +24,7 @@ from junto import conversations as convs
 from junto.conversations import ConversationError
 from junto.storage.tables import Caption, Conversation, Recording, RecordingState, Role, User
 from junto.transcripts import edits, exports, store
+from junto.transcripts.exports import clock
 from junto.web import security
 from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
@@ -46,12 +47,6 @@ def _media_name(slug: str, kind: str, stored: str) -> str:
     """The name a download gets: the slug, the kind, and the stored file's own extension."""
     suffix = FilePath(stored).suffix.lower() or ".bin"
     return f"{slug}{'-audio' if kind == 'audio' else ''}{suffix}"
-
-
-def clock(ms: int) -> str:
-    """00:01:23 for a time on the conversation's timeline."""
-    seconds = max(0, int(ms)) // 1000
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 async def _visible(request: Request, db: AsyncSession, slug: str) -> Conversation | None:
