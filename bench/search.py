@@ -54,6 +54,7 @@ from junto.knowledge.sentences import Sentence
 from junto.search import keyword, vectorstore
 from junto.search.passages import cut
 from junto.search.query import Filters, search
+from junto.search.vectors import one_blas_thread
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
 
@@ -189,6 +190,7 @@ def build(path: Path, hours: int, pool: tuple[list[str], list[str], np.ndarray])
 async def measure(url: str, path: Path, rounds: int, limit_recall: int) -> dict[str, Any]:
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
+    one_blas_thread()  # as the node's web process does at start
     vectorstore._stores.clear()
     store = vectorstore.store_for(url)
     t0 = time.perf_counter()

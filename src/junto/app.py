@@ -62,8 +62,10 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             node.workers = WorkerPool(settings)
             await node.workers.start()
         app.state.node = node
+        from junto.search.vectors import one_blas_thread
         from junto.search.vectorstore import warm
 
+        one_blas_thread()
         warming = asyncio.create_task(warm(node.db, url), name="search-warm-up")
         log.info(
             "junto %s node %s up: database=%s pubsub=%s media=%s",

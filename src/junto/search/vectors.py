@@ -31,6 +31,19 @@ KMEANS_SAMPLE = 40_000
 KMEANS_ITERATIONS = 8
 
 
+def one_blas_thread() -> None:
+    """Let numpy's BLAS use one thread in this process (the node's web process calls it).
+
+    OpenBLAS splits even a matrix-vector product over every core and its threads spin-wait
+    afterwards: in a process serving concurrent requests that bought nothing and cost a lot (the
+    IVF scan of one query went from 1.7 ms to 13-30 ms at p95 on 2 cores, 10,000 hours). The
+    price is a slower index build in the background (31 -> 51 s at 10,000 hours), which also
+    leaves a core free for requests while it runs."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
