@@ -48,7 +48,7 @@ from junto.transcripts.exports import clock
 from junto.web import security
 from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
-from junto.web.render import render
+from junto.web.render import render, render_in_thread
 from junto.web.snippet_pages import mmss
 from junto.web.transcript_pages import downloads
 
@@ -90,7 +90,7 @@ async def conversation_page(
     start_at = _start_seconds(request.query_params.get("t"))
     description = _description(conv, knowledge)
     knowledge_pending = knowledge is None and await _job_pending(db, conv.id, "knowledge.extract")
-    return render(
+    return await render_in_thread(
         request,
         "conversation.html",
         conv=conv,

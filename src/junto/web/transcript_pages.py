@@ -28,7 +28,7 @@ from junto.transcripts.exports import clock
 from junto.web import security
 from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
-from junto.web.render import render
+from junto.web.render import render, render_in_thread
 from junto.web.room_page import STATE_LABELS
 
 router = APIRouter(include_in_schema=False)
@@ -82,7 +82,7 @@ async def transcript_page(request: Request, slug: str, db: DbDep, node: NodeDep)
     # Corrections may remove something on purpose (a slip, a private detail), so what they
     # replaced is shown to the people who manage the conversation only.
     history = _by_seq(await edits.history(db, conv)) if can_manage else {}
-    return render(
+    return await render_in_thread(
         request,
         "transcript.html",
         conversation=summary,
@@ -421,15 +421,22 @@ async def recording_file(
     db: DbDep,
     node: NodeDep,
 ) -> Response:
-    """One speaker's recording piece, once it is finalized (READY)."""
+    """One speaker's recording piece, once it is finalized (READY): for the conversation's
+    hosts (who see it listed) and for the speaker it recorded, nobody else (the audience has the
+    composite). Others get the same 404 as for a recording that does not exist."""
     conv = await _visible(request, db, slug)
     rec = await db.get(Recording, recording_id) if conv is not None else None
+    viewer = security.current_user(request)
     if (
         conv is None
         or rec is None
         or rec.conversation_id != conv.id
         or rec.state != RecordingState.READY
         or rec.path is None
+        or not (
+            (viewer is not None and viewer.id == rec.user_id)
+            or await convs.can_manage(db, conv, viewer)
+        )
     ):
         return _not_found("no such recording")
     mime = "video/webm" if rec.has_video else "audio/webm"
