@@ -106,6 +106,9 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.state.settings = settings
     _install_routes(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    from junto.web.compression import AnonymousGZip
+
+    app.add_middleware(AnonymousGZip)  # outermost: compresses the finished response
     return app
 
 

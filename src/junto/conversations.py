@@ -211,13 +211,15 @@ def new_slug() -> str:
     return "".join(secrets.choice(_SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
 
 
-async def _unused_slug(db: AsyncSession) -> str:
+async def unused_slug(db: AsyncSession, column: Any = None) -> str:
+    """A new slug that `column` (conversations' slugs unless given, e.g. Snippet.slug) lacks."""
+    column = Conversation.slug if column is None else column
     for _ in range(5):
         slug = new_slug()
-        if await get_by_slug(db, slug) is None:
+        if await db.scalar(select(column).where(column == slug)) is None:
             return slug
     # Five collisions in a 62**10 space means the random source is broken: do not loop forever.
-    raise RuntimeError("could not find an unused conversation slug")
+    raise RuntimeError("could not find an unused slug")
 
 
 async def _replace_tags(db: AsyncSession, conv: Conversation, tags: Sequence[str]) -> None:
@@ -235,7 +237,7 @@ async def create(
         )
     _check_future(fields.scheduled_at)
     conv = Conversation(
-        slug=await _unused_slug(db),
+        slug=await unused_slug(db),
         title=fields.title,
         description=fields.description,
         language=fields.language,

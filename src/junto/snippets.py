@@ -163,13 +163,6 @@ def folder(slug: str) -> str:
     return f"snippets/{slug}"
 
 
-async def _unused_slug(db: AsyncSession) -> str:
-    while True:
-        slug = convs.new_slug()
-        if await db.scalar(select(Snippet.id).where(Snippet.slug == slug)) is None:
-            return slug
-
-
 async def create(
     db: AsyncSession,
     settings: Settings,
@@ -223,7 +216,7 @@ async def create(
     text = " ".join(w.text.strip() for w in chosen)
     speakers = list(dict.fromkeys(w.user_id for w in chosen if w.user_id is not None))
     snippet = Snippet(
-        slug=await _unused_slug(db),
+        slug=await convs.unused_slug(db, Snippet.slug),
         conversation_id=conv.id,
         created_by=user.id,
         title=title or _default_title(text),

@@ -54,7 +54,7 @@ async def test_the_page_shows_knowledge_transcript_replay_and_tags(
     conv = await transcribed(
         world, ana, ben, visibility="public", description=f"About rivers {HOSTILE}"
     )
-    await add_video(settings.data_dir, world, conv)
+    video = await add_video(settings.data_dir, world, conv)
     await add_posts(
         world,
         conv,
@@ -152,6 +152,19 @@ async def test_the_page_shows_knowledge_transcript_replay_and_tags(
     before = cached.stat().st_mtime_ns
     assert (await reader.client.get(f"/c/{conv.slug}/thumbnail.jpg")).content == thumb.content
     assert cached.stat().st_mtime_ns == before
+
+    # Compression: the public gets gzip (httpx decodes it: the page reads the same); signed-in
+    # people do not (BREACH, junto.web.compression); media is never compressed, whole or ranged.
+    gz = await reader.client.get(f"/c/{conv.slug}", headers={"Accept-Encoding": "gzip"})
+    assert gz.headers.get("content-encoding") == "gzip" and 'id="transcript"' in gz.text
+    assert int(gz.headers["content-length"]) < len(gz.content) / 2
+    plain = await ana.client.get(f"/c/{conv.slug}", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers and 'id="transcript"' in plain.text
+    video_url = f"/c/{conv.slug}/media/composite"
+    for headers in ({"Accept-Encoding": "gzip"}, {"Accept-Encoding": "gzip", "Range": "bytes=5-"}):
+        media = await reader.client.get(video_url, headers=headers)
+        assert media.status_code in (200, 206) and "content-encoding" not in media.headers
+        assert media.content == video.read_bytes()[5 if "Range" in headers else 0 :]
 
 
 async def test_exports_parse(world: World) -> None:

@@ -135,6 +135,21 @@ async def test_media_and_recordings_are_served_with_ranges_and_guarded(
         ):
             assert (await who.client.get(path)).status_code == 404, path
 
+    # On a public, published conversation the audience gets the composite, not a speaker's
+    # own recording: that is for the hosts and for the speaker it recorded.
+    ben = await world.member("ben", "Ben")
+    public = await world.ended_conversation(ana, visibility=Visibility.PUBLIC.value)
+    await world.add_participant(public, ben, Role.SPEAKER)
+    webm_b = to_webm(speak(tmp_path / "b.wav", "Hi."), data_dir / "recordings" / "b.webm")
+    bens = await world.add_piece(public, ben, 0.0, words_at(0.0, "Hi."), path="recordings/b.webm")
+    assert await world.run_jobs("transcript.build") == 1
+    assert (await ana.post(f"/api/conversations/{public.slug}/publish")).status_code == 200
+    own = f"/c/{public.slug}/recordings/{bens}.webm"
+    for who, status in ((ben, 200), (ana, 200), (stranger, 404), (world.anonymous(), 404)):
+        answer = await who.client.get(own)
+        assert answer.status_code == status, (who, answer.text)
+        assert status == 404 or answer.content == webm_b.read_bytes()
+
     # The page offers the player and the downloads.
     html = (await ana.client.get(f"/c/{conv.slug}/transcript")).text
     assert '<video id="transcript-player"' in html
