@@ -3,13 +3,16 @@ corrects it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from knowledge_support import job_context, talk
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
-from junto.jobs.context import NotReady
-from junto.knowledge import store
+from junto.jobs.context import JobFailed, NotReady
+from junto.knowledge import backends, store
 from junto.knowledge.jobs import extract
+from junto.knowledge.model import Knowledge
 from junto.storage.tables import JobState
 
 
@@ -78,6 +81,55 @@ async def test_the_job_waits_for_the_transcript(world: World) -> None:
         await extract(job_context(world, conv.id))
     async with world.node.db() as db:
         assert await store.load(db, conv.id) is None
+
+
+class Glossary:
+    """A third backend, as someone would plug one in: it refines what came before it."""
+
+    name = "glossary"
+
+    async def extract(self, sentences, people, found):  # type: ignore[no-untyped-def]
+        assert found is not None and found.backend == "offline"
+        said = " ".join(s.text for s in sentences)
+        return found.model_copy(update={"backend": "glossary", "abstract": f"{len(said)} chars"})
+
+
+class Broken:
+    name = "broken"
+
+    async def extract(self, sentences, people, found):  # type: ignore[no-untyped-def]
+        raise backends.BackendError("the rules file is missing")
+
+
+async def test_backends_plug_in_and_a_failing_one_keeps_what_came_before(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = await world.member("ana", "Ana Host")
+    ben = await world.member("ben", "Ben Speaker")
+    conv = await talk(world, ana, ben)
+    assert [b.name for b in backends.configured(world.settings)] == ["offline"]
+    with_llm = replace(world.settings, llm_url="http://127.0.0.1:9/v1")
+    assert [b.name for b in backends.configured(with_llm)] == ["offline", "llm"]
+
+    chain = [backends.Offline(), Glossary(), Broken()]
+    monkeypatch.setattr("junto.knowledge.jobs.configured", lambda settings: chain)
+    await extract(job_context(world, conv.id))
+    async with world.node.db() as db:
+        found: Knowledge | None = await store.load(db, conv.id)
+        row = await store.row(db, conv.id)
+    assert found is not None and row is not None
+    assert found.backend == "glossary" and (found.abstract or "").endswith(" chars")
+    assert len(found.chapters) == 2  # the offline chapters came through
+    assert row.error == "broken: the rules file is missing"
+
+    # When the first backend fails there is nothing to keep: the job fails and says why, and
+    # the knowledge stored before stays.
+    monkeypatch.setattr("junto.knowledge.jobs.configured", lambda settings: [Broken()])
+    with pytest.raises(JobFailed, match="broken: the rules file is missing"):
+        await extract(job_context(world, conv.id))
+    async with world.node.db() as db:
+        kept = await store.load(db, conv.id)
+    assert kept is not None and kept.backend == "glossary"
 
 
 async def _run_now(world: World) -> None:

@@ -1,20 +1,19 @@
 """`knowledge.extract` {"conversation_id"}: learn from the conversation's current transcript.
 
 Queued by junto.processing when the transcript is built and after every correction, so the
-knowledge always follows the transcript. The offline backend always runs; the LLM backend
-(when JUNTO_LLM_URL is set) writes over it, and when the LLM fails its error is stored beside
-the offline result, which stands.
+knowledge always follows the transcript. The configured backends (junto.knowledge.backends:
+offline, then the LLM when JUNTO_LLM_URL is set) run in turn, each over the one before; when one
+fails its error is stored beside what the earlier ones found, which stands.
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import select
 
 from junto.jobs.context import JobContext, JobFailed, NotReady
-from junto.knowledge import llm, offline, store
-from junto.knowledge.embeddings import get_embedder
+from junto.knowledge import store
+from junto.knowledge.backends import BackendError, configured
+from junto.knowledge.model import Knowledge
 from junto.knowledge.sentences import segments_from_rows, split
 from junto.storage.tables import Conversation, Participant, Transcript, TranscriptSegment, User
 
@@ -55,14 +54,20 @@ async def extract(ctx: JobContext) -> None:
                 people[seg.speaker_id] = user.display_name if user else ""
     sentences = split(segments)
     await ctx.progress(0.1, f"{len(sentences)} sentences")
-    knowledge = await asyncio.to_thread(offline.extract, sentences, get_embedder(), people)
+    knowledge: Knowledge | None = None
     error: str | None = None
-    if ctx.settings.llm_url and sentences:
-        await ctx.progress(0.5, "asking the LLM")
+    backends = configured(ctx.settings)
+    for i, backend in enumerate(backends):
+        if i:
+            await ctx.progress(0.1 + 0.8 * i / len(backends), f"asking the {backend.name} backend")
         try:
-            knowledge = await llm.extract(ctx.settings, sentences, people, knowledge)
-        except llm.LlmError as exc:
-            error = str(exc)
+            knowledge = await backend.extract(sentences, people, knowledge)
+        except BackendError as exc:
+            if knowledge is None:  # nothing found at all: the job fails with the reason
+                raise JobFailed(f"{backend.name}: {exc}") from exc
+            error = f"{backend.name}: {exc}"
+            break
+    assert knowledge is not None, "configured() always lists the offline backend"
     async with ctx.db() as db:
         saved = await store.save(db, raw, knowledge, error, stamp)
         await db.commit()
@@ -70,4 +75,4 @@ async def extract(ctx: JobContext) -> None:
         await ctx.progress(1.0, "the transcript changed meanwhile; newer knowledge is kept")
         return
     note = f"{len(knowledge.chapters)} chapters, {len(knowledge.topics)} topics"
-    await ctx.progress(1.0, note + (f" (LLM failed: {error})" if error else ""))
+    await ctx.progress(1.0, note + (f" (failed: {error})" if error else ""))

@@ -27,7 +27,12 @@ PASSAGE_LINES = 6  # lines kept together when a long transcript must be shortene
 GAP = "[...]"  # where a shortened transcript leaves lines out
 
 
-class LlmError(RuntimeError):
+class BackendError(RuntimeError):
+    """A knowledge backend cannot deliver (the message says why, without secrets); defined
+    here, the one backend that can fail, and re-exported by junto.knowledge.backends."""
+
+
+class LlmError(BackendError):
     """The LLM's answer cannot be used (the message says why, without secrets)."""
 
 
