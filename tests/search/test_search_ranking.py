@@ -8,7 +8,7 @@ from knowledge_support import said_at
 from search_support import add_snippet, fresh_vectors, indexed_talk, search
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
-from junto.search import keyword
+from junto.search import keyword, query
 from junto.storage.tables import Role
 
 
@@ -75,6 +75,19 @@ async def test_search_finds_words_meanings_and_respects_filters(
     assert (await search(reader, q="library", to="2001-01-01"))["total"] == 0
     assert (await search(reader, q="library", language="en"))["total"] > 0
     assert (await search(reader, q="library", language="de"))["total"] == 0
+
+    # A filter looks through a wider pool of candidates than an unfiltered search, so a speaker
+    # who is not among the best few overall is still found.
+    monkeypatch.setattr(query, "CANDIDATES", 1)
+    monkeypatch.setattr(query, "FILTERED_CANDIDATES", 50)
+    few = await search(reader, q="library river money")
+    assert 1 <= few["total"] <= 2  # one keyword and one semantic candidate
+    for name in ("Ana Host", "Ben Speaker"):
+        narrowed = await search(reader, q="library river money", speaker=name)
+        shown = sum(1 for h in few["results"] if h["speaker"] == name)
+        assert narrowed["total"] >= shown + 2, (name, narrowed["total"], shown)
+        assert {h["speaker"] for h in narrowed["results"]} == {name}
+    monkeypatch.undo()
 
     # A second, private conversation never appears; a third with more people wins "listeners".
     cara = await world.member("cara", "Cara Host")

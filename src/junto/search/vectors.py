@@ -8,7 +8,7 @@ an IVF index built with numpy alone:
 - k-means on a sample picks sqrt(n)-ish centroids (in the reduced space); each vector goes to
   its nearest centroid's list, and the lists are stored contiguously (one slice per list);
 - a query scans the NPROBE nearest lists in the reduced space, then re-ranks the best
-  RERANK by the exact dot product with the full float16 vectors.
+  max(RERANK, k) by the exact dot product with the full float16 vectors.
 
 New passages arrive with higher ids: `add` appends them to a small exact "tail" that is searched
 by brute force beside the lists; when the tail passes a tenth of the index it is rebuilt.
@@ -115,7 +115,7 @@ class VectorIndex:
                 cand_ids.append(self.tail_ids)
                 cand_scores.append(self.tail @ q)
             if self.centroids is not None:
-                i, s = self._ivf(q)
+                i, s = self._ivf(q, k)
                 cand_ids.append(i)
                 cand_scores.append(s)
         if not cand_ids:
@@ -129,7 +129,7 @@ class VectorIndex:
         top = top[np.argsort(-scores[top])]
         return [(int(all_ids[t]), float(scores[t])) for t in top]
 
-    def _ivf(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _ivf(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.mean is not None and self.basis is not None
         assert self.centroids is not None and self.reduced is not None
         rq = (q - self.mean) @ self.basis
@@ -139,8 +139,9 @@ class VectorIndex:
         approx = np.concatenate(
             [self.reduced[self.offsets[c] : self.offsets[c + 1]] @ rq for c in nearest]
         )
-        if approx.size > RERANK:
-            keep = np.argpartition(-approx, RERANK)[:RERANK]
+        rerank = max(RERANK, k)
+        if approx.size > rerank:
+            keep = np.argpartition(-approx, rerank)[:rerank]
             idx = idx[keep]
         exact = self.full[self.perm[idx]].astype(np.float32) @ q
         return self.ids[idx], exact
