@@ -42,13 +42,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import search_corpus as corpus
+import search_postgres
 from junto.knowledge.embeddings import get_embedder
 from junto.knowledge.sentences import Sentence
 from junto.search import keyword, vectorstore
@@ -187,7 +188,28 @@ def build(path: Path, hours: int, pool: tuple[list[str], list[str], np.ndarray])
             "fts_optimize_s": optimize_s}  # fmt: skip
 
 
-async def measure(url: str, path: Path, rounds: int, limit_recall: int) -> dict[str, Any]:
+class SqliteBaseline:
+    """The bare FTS5 query: every match ranked by bm25, with the same sanitised words."""
+
+    def __init__(self, path: Path) -> None:
+        self.raw = sqlite3.connect(path)
+
+    async def __call__(self, query: str) -> None:
+        self.raw.execute(
+            "SELECT rowid FROM search_fts WHERE search_fts MATCH ? ORDER BY rank LIMIT 20",
+            (keyword.fts5_expression(query),),
+        ).fetchall()
+
+    async def close(self) -> None:
+        self.raw.close()
+
+
+class Bare(Protocol):
+    async def __call__(self, query: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+async def measure(url: str, bare: Bare, rounds: int, limit_recall: int) -> dict[str, Any]:
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     one_blas_thread()  # as the node's web process does at start
@@ -233,18 +255,13 @@ async def measure(url: str, path: Path, rounds: int, limit_recall: int) -> dict[
                 if round_:
                     filtered.append((time.perf_counter() - t) * 1000)
     baseline: list[float] = []
-    raw = sqlite3.connect(path)
     for round_ in range(rounds + 1):
         for q in queries:
-            expr = keyword.fts5_expression(q)
             t = time.perf_counter()
-            raw.execute(
-                "SELECT rowid FROM search_fts WHERE search_fts MATCH ? ORDER BY rank LIMIT 20",
-                (expr,),
-            ).fetchall()
+            await bare(q)
             if round_:
                 baseline.append((time.perf_counter() - t) * 1000)
-    raw.close()
+    await bare.close()
     recall = _recall(store, corpus.PARAPHRASE_QUERIES[:limit_recall])
     await engine.dispose()
     return {
@@ -256,6 +273,34 @@ async def measure(url: str, path: Path, rounds: int, limit_recall: int) -> dict[
         "baseline_fts_p95_ms": pct(baseline, 95), "ivf_recall_at_10": recall,
         "rss_after_index_mb": round(rss_after_index),
     }  # fmt: skip
+
+
+async def on_postgres(path: Path, args: argparse.Namespace, hours: int) -> dict[str, Any]:
+    """The same archive and queries on PostgreSQL (search_postgres.py)."""
+    print("  PostgreSQL: copying the archive...", flush=True)
+    url, copy_s = await search_postgres.copy(path, args.postgres, hours)
+    print(f"    copied in {copy_s:.1f} s (tsvector and GIN index by PostgreSQL); querying...",
+          flush=True)  # fmt: skip
+    vectorstore._stores.clear()  # the SQLite index is not needed any more: free its memory
+    measured = await measure(url, search_postgres.Baseline(url), args.rounds, 0)
+    if not args.keep:
+        await search_postgres.drop(args.postgres, hours)
+    pg = {"copy_s": round(copy_s, 1)} | {
+        k: round(v, 3) if isinstance(v, float) else v
+        for k, v in measured.items()
+        if k not in ("ivf_recall_at_10", "rss_after_index_mb")
+    }
+    print(
+        f"    hybrid search p50 {pg['p50_ms']:.1f} ms, p95 {pg['p95_ms']:.1f} ms "
+        f"(max {pg['max_ms']:.1f}); parts p95: keyword {pg['keyword_p95_ms']:.1f} ms, vector "
+        f"{pg['vector_p95_ms']:.1f} ms\n"
+        f"    filtered by one speaker: p50 {pg['filtered_p50_ms']:.1f} ms, "
+        f"p95 {pg['filtered_p95_ms']:.1f} ms\n"
+        f"    baseline bare full-text query ranked by ts_rank_cd: "
+        f"p50 {pg['baseline_fts_p50_ms']:.1f} ms, p95 {pg['baseline_fts_p95_ms']:.1f} ms",
+        flush=True,
+    )
+    return pg
 
 
 def _recall(store: vectorstore.VectorStore, queries: list[str]) -> float:
@@ -279,6 +324,12 @@ def main() -> None:
     parser.add_argument("--recall-queries", type=int, default=10)
     parser.add_argument("--dir", type=Path, default=None, help="where the databases go")
     parser.add_argument("--keep", action="store_true", help="keep the databases (needs --dir)")
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="also copy each archive into PostgreSQL (a database per size, made here) and "
+        "measure it there, e.g. postgresql+asyncpg://junto@127.0.0.1:5432/postgres",
+    )
     args = parser.parse_args()
     print(f"Embedding a pool of {args.pool} generated sentences for real...", flush=True)
     texts, topics, pool_vectors, embed_s = embed_pool(args.pool)
@@ -295,7 +346,9 @@ def main() -> None:
             built = build(path, hours, (texts, topics, pool_vectors))
             generate_s = time.perf_counter() - t0 - built["fts_insert_s"] - built["fts_optimize_s"]
             print("  building the vector index and querying...", flush=True)
-            measured = asyncio.run(measure(url, path, args.rounds, args.recall_queries))
+            measured = asyncio.run(
+                measure(url, SqliteBaseline(path), args.rounds, args.recall_queries)
+            )
             fts_s = built["fts_insert_s"] + built["fts_optimize_s"]
             run = {"hours": hours, "segments": built["segments"], "passages": built["passages"],
                    "index_build_s": round(fts_s + measured["vector_build_s"], 1),
@@ -324,6 +377,8 @@ def main() -> None:
                 f"{run['rss_after_index_mb']:,} MB, peak {run['peak_rss_mb']:,} MB",
                 flush=True,
             )
+            if args.postgres:
+                run["postgres"] = asyncio.run(on_postgres(path, args, hours))
             if not args.keep:
                 path.unlink(missing_ok=True)
             else:
