@@ -30,6 +30,12 @@ async def reports_from_a_thread(ctx: JobContext) -> None:
     await ctx.progress(1.0, f"all done for {ctx.payload['who']}")
 
 
+async def finishes_while_a_report_is_queued(ctx: JobContext) -> None:
+    # A thread's last report reaches the loop just as the handler reports that it is done.
+    ctx.progress_from_thread(0.99, "transcribing")
+    await ctx.progress(1.0, "42 words")
+
+
 async def not_ready(ctx: JobContext) -> None:
     raise NotReady(30, "waiting for the recordings")
 
@@ -49,6 +55,7 @@ async def runs_forever(ctx: JobContext) -> None:
 
 for kind, handler in {
     "test.thread": reports_from_a_thread,
+    "test.late_report": finishes_while_a_report_is_queued,
     "test.not_ready": not_ready,
     "test.gives_up": gives_up,
     "test.breaks": breaks,
@@ -129,6 +136,25 @@ async def test_progress_is_written_while_the_job_runs(
         await worker
     notes = [note for _, note in seen]
     assert notes[-1] == "part 4" and "part 2" in notes, notes
+
+
+async def test_a_late_report_never_undoes_the_final_one(
+    settings: Settings, sessions: Sessions
+) -> None:
+    job_id = await put(sessions, "test.late_report")
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, "w-late", stop_event=stop))
+    try:
+        deadline = time.monotonic() + 10
+        while (await load(sessions, job_id)).state != JobState.SUCCEEDED:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.7)  # past the progress interval: a held report would land now
+    finally:
+        stop.set()
+        await worker
+    job = await load(sessions, job_id)
+    assert (job.progress, job.progress_note) == (1.0, "42 words")
 
 
 async def test_stopping_the_worker_puts_its_job_back(

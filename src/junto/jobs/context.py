@@ -60,6 +60,10 @@ class JobContext:
     _pending: tuple[float, str] | None = field(default=None, init=False)
     _flush: asyncio.TimerHandle | None = field(default=None, init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+    # Writes happen one at a time, in order; after the final one (>= 1) no report may follow: a
+    # thread's last "99 %" queued just before the handler finished must not land after "done".
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _finished: bool = field(default=False, init=False)
 
     async def progress(self, fraction: float, note: str = "") -> None:
         """Report how far the job is (0..1) with a short note for people.
@@ -68,6 +72,8 @@ class JobContext:
         the interval has passed (the latest one wins), and a final report (>= 1) at once.
         """
         fraction = min(max(fraction, 0.0), 1.0)
+        if self._finished:
+            return
         wait = self._last_write + PROGRESS_INTERVAL_S - time.monotonic()
         if fraction >= 1.0 or wait <= 0:
             self._cancel_flush()
@@ -120,7 +126,11 @@ class JobContext:
         task.add_done_callback(self._tasks.discard)
 
     async def _write(self, fraction: float, note: str) -> None:
-        self._last_write = time.monotonic()
-        await queue.progress(
-            self.db, self.job_id, self.worker, fraction, note, lease_s=self.lease_s
-        )
+        async with self._write_lock:
+            if self._finished:
+                return
+            self._finished = fraction >= 1.0
+            self._last_write = time.monotonic()
+            await queue.progress(
+                self.db, self.job_id, self.worker, fraction, note, lease_s=self.lease_s
+            )
