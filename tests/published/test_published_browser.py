@@ -3,10 +3,8 @@ playback, search in the transcript, backchannel replay, ?t=, axe, 1280 and 375 p
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,6 @@ from sqlalchemy import select, update
 sys.path.append(str(Path(__file__).resolve().parents[1] / "transcripts"))
 sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
 from browser_support import (
-    AXE_JS,
     api,
     browser,  # noqa: F401 - fixture
     create_live_conversation,
@@ -27,26 +24,18 @@ from browser_support import (
     screenshot,
     sign_up,
 )
-from published_support import LINES, ffmpeg
-from transcripts_support import words_at
+from live_transcript_support import write_transcribed
+from published_support import LINES
 
 from conftest import LiveNode
 from junto.config import Settings
-from junto.jobs.worker import run_worker
 from junto.knowledge import store as knowledge_store
 from junto.knowledge.model import Chapter, Knowledge, Moment
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.tables import (
-    BackchannelPost,
     Conversation,
-    ConversationMedia,
     Job,
     JobState,
-    Participant,
-    Recording,
-    RecordingState,
-    Role,
-    TrackTranscript,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -54,74 +43,16 @@ TIMEOUT = 10_000
 SECONDS = 14
 
 
-def make_webm(path: Path) -> None:
-    """VP8 video (any Chromium build plays it), test pattern."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    source = f"testsrc=size=320x180:rate=10:duration={SECONDS}"
-    args = [ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", source]
-    subprocess.run([*args, "-c:v", "libvpx", "-b:v", "150k", str(path)], check=True)
-
-
 async def assert_accessible(page: Page) -> None:
-    if not AXE_JS.exists():  # node_modules not installed in this checkout (CI has it)
-        return
-    violations = await run_axe(page)
+    violations = await run_axe(page)  # raises if axe-core is not installed: CI must have it
     assert not violations, describe_violations(violations)
 
 
 async def prepare(live: LiveNode, slug: str, host_id: int, guest_id: int) -> None:
     """Pieces with words, a composite and backchannel posts, as the node's parts write them."""
-    settings = Settings(data_dir=live.data_dir, secret_key="live-test-secret")
-    engine = make_engine(settings.effective_database_url)
-    try:
-        async with make_sessionmaker(engine)() as db:
-            conv = (
-                await db.execute(select(Conversation).where(Conversation.slug == slug))
-            ).scalar_one()
-            assert conv.started_at is not None
-            db.add(Participant(conversation_id=conv.id, user_id=guest_id, role=Role.SPEAKER))
-            for who, offset, text in LINES:
-                started = conv.started_at + timedelta(seconds=offset)
-                rec = Recording(
-                    conversation_id=conv.id,
-                    user_id=(host_id, guest_id)[who],
-                    source="camera",
-                    state=RecordingState.READY,
-                    journal_path="x",
-                    path="x.webm",
-                    started_at=started,
-                    heartbeat_at=started,
-                    has_audio=True,
-                )
-                db.add(rec)
-                await db.flush()
-                words = json.dumps(words_at(0.0, text))
-                db.add(TrackTranscript(recording_id=rec.id, model="tiny.en", words=words))
-            video = live.data_dir / "recordings" / str(conv.id) / "composite.webm"
-            make_webm(video)
-            db.add(
-                ConversationMedia(
-                    conversation_id=conv.id,
-                    kind="composite",
-                    path=str(video.relative_to(live.data_dir)),
-                    mime="video/webm",
-                    duration_s=float(SECONDS),
-                    bytes=video.stat().st_size,
-                )
-            )
-            for author, at, body in (
-                (guest_id, 2500, "First <b>post</b>"),
-                (host_id, 6000, "Second post"),
-            ):
-                db.add(
-                    BackchannelPost(
-                        conversation_id=conv.id, author_id=author, body=body, offset_ms=at
-                    )
-                )
-            await db.commit()
-    finally:
-        await engine.dispose()
-    assert await run_worker(settings, "browser-test", once=True, kinds=["transcript.build"]) == 1
+    lines = [((host_id, guest_id)[who], offset, text) for who, offset, text in LINES]
+    posts = [(guest_id, 2500, "First <b>post</b>"), (host_id, 6000, "Second post")]
+    await write_transcribed(live, slug, lines, SECONDS, speaker_id=guest_id, posts=posts)
 
 
 async def compute_knowledge(live: LiveNode, slug: str) -> None:

@@ -27,9 +27,15 @@ def test_every_odd_query_is_a_valid_fts5_expression() -> None:
     db.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
     db.execute("INSERT INTO t(text) VALUES ('rivers and cities, facade and drop table')")
     for query in [*ODD, "x" * 10_000]:
-        expr = keyword.fts5_expression(query)
-        if expr is not None:
-            db.execute("SELECT rowid FROM t WHERE t MATCH ? ORDER BY rank", (expr,)).fetchall()
+        # The node matches each word alone, all of them (AND) and any of them (OR).
+        found = keyword.terms(query)
+        for expr in (
+            keyword.fts5_expression(query),
+            keyword.fts5_expression(query, "AND"),
+            *(keyword.fts5_join([w]) for w in found),
+        ):
+            if expr is not None:
+                db.execute("SELECT rowid FROM t WHERE t MATCH ? ORDER BY rank", (expr,)).fetchall()
     assert keyword.fts5_expression("*:()") is None
 
 

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from live_transcript_support import write_transcribed
 from playwright.async_api import Browser, expect
-from sqlalchemy import select
-from transcripts_support import words_at
 
 from conftest import LiveNode
-from junto.config import Settings
-from junto.jobs.worker import run_worker
-from junto.storage.engine import make_engine, make_sessionmaker
-from junto.storage.tables import (
-    Conversation,
-    ConversationMedia,
-    Participant,
-    Recording,
-    RecordingState,
-    Role,
-    TrackTranscript,
-)
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
 from browser_support import (
@@ -45,84 +28,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 TIMEOUT = 10_000
 
 
-def make_video(path: Path, seconds: int) -> None:
-    import imageio_ffmpeg  # type: ignore[import-untyped]
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ffmpeg = shutil.which("ffmpeg") or imageio_ffmpeg.get_ffmpeg_exe()
-    source = f"testsrc=size=160x120:rate=10:duration={seconds}"
-    subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            source,
-            "-c:v",
-            "libvpx",
-            "-b:v",
-            "100k",
-            str(path),
-        ],
-        check=True,
-    )
-
-
 async def transcribed_conversation(live: LiveNode, host_id: int, guest_id: int, slug: str) -> None:
-    """Recording pieces and their words written into the node's database, as the recorder and
-    the transcript.track job would, then the real build job run against it."""
-    settings = Settings(data_dir=live.data_dir, secret_key="live-test-secret")
-    engine = make_engine(settings.effective_database_url)
-    try:
-        sessions = make_sessionmaker(engine)
-        async with sessions() as db:
-            conv = (
-                await db.execute(select(Conversation).where(Conversation.slug == slug))
-            ).scalar_one()
-            assert conv.started_at is not None
-            db.add(Participant(conversation_id=conv.id, user_id=guest_id, role=Role.SPEAKER))
-            lines = [
-                (host_id, 0.0, "Welcome to the stage. Today we talk about rivers."),
-                (guest_id, 5.0, "Thank you for having me."),
-                (host_id, 9.0, "Tell us about the houseboat."),
-            ]
-            for user_id, offset, text in lines:
-                started = conv.started_at + timedelta(seconds=offset)
-                rec = Recording(
-                    conversation_id=conv.id,
-                    user_id=user_id,
-                    source="camera",
-                    state=RecordingState.READY,
-                    journal_path="x",
-                    path="x.webm",
-                    started_at=started,
-                    heartbeat_at=started,
-                    has_audio=True,
-                )
-                db.add(rec)
-                await db.flush()
-                words = json.dumps(words_at(0.0, text))
-                db.add(TrackTranscript(recording_id=rec.id, model="tiny.en", words=words))
-            # A small composite video (VP8, what any Chromium plays) so segment times can seek.
-            video = live.data_dir / "recordings" / str(conv.id) / "composite.webm"
-            make_video(video, seconds=12)
-            db.add(
-                ConversationMedia(
-                    conversation_id=conv.id,
-                    kind="composite",
-                    path=str(video.relative_to(live.data_dir)),
-                    mime="video/webm",
-                    duration_s=12.0,
-                    bytes=video.stat().st_size,
-                )
-            )
-            await db.commit()
-    finally:
-        await engine.dispose()
-    assert await run_worker(settings, "browser-test", once=True, kinds=["transcript.build"]) == 1
+    lines = [
+        (host_id, 0.0, "Welcome to the stage. Today we talk about rivers."),
+        (guest_id, 5.0, "Thank you for having me."),
+        (host_id, 9.0, "Tell us about the houseboat."),
+    ]
+    await write_transcribed(live, slug, lines, 12, speaker_id=guest_id)
 
 
 async def test_a_host_corrects_a_segment_and_sees_its_history(

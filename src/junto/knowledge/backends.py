@@ -20,10 +20,10 @@ from typing import Protocol
 from junto.config import Settings
 from junto.knowledge import llm, offline
 from junto.knowledge.embeddings import get_embedder
-from junto.knowledge.model import Knowledge
+from junto.knowledge.model import BackendError, Knowledge
 from junto.knowledge.sentences import Sentence
 
-BackendError = llm.BackendError
+__all__ = ["Backend", "BackendError", "Llm", "Offline", "configured"]
 
 
 class Backend(Protocol):

@@ -18,18 +18,13 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from junto.config import Settings
-from junto.knowledge.model import ActionItem, Chapter, Knowledge, Moment, Topic
+from junto.knowledge.model import ActionItem, BackendError, Chapter, Knowledge, Moment, Topic
 from junto.knowledge.sentences import Sentence
 
 MAX_PROMPT_CHARS = 48_000  # about 12k tokens: fits the context of common local models
 MAX_REPLY_BYTES = 256_000
 PASSAGE_LINES = 6  # lines kept together when a long transcript must be shortened
 GAP = "[...]"  # where a shortened transcript leaves lines out
-
-
-class BackendError(RuntimeError):
-    """A knowledge backend cannot deliver (the message says why, without secrets); defined
-    here, the one backend that can fail, and re-exported by junto.knowledge.backends."""
 
 
 class LlmError(BackendError):

@@ -47,3 +47,8 @@ class Knowledge(BaseModel):
     decisions: list[Moment] = []
     action_items: list[ActionItem] = []
     topics: list[Topic] = []
+
+
+class BackendError(RuntimeError):
+    """A knowledge backend (junto.knowledge.backends) cannot deliver: the message says why, fit
+    to store and show (never a secret such as an API key or a URL with credentials)."""

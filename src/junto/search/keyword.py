@@ -40,18 +40,27 @@ def terms(query: str) -> list[str]:
     return (content or all_words)[:MAX_TERMS]
 
 
-def fts5_expression(query: str) -> str | None:
+def fts5_expression(query: str, operator: str = "OR") -> str | None:
     """A safe FTS5 MATCH expression (None if the query has no words)."""
     found = terms(query)
-    # Each term is a quoted string: FTS5 reads it as a phrase of the tokens inside, never as
+    return fts5_join(found, operator) if found else None
+
+
+def fts5_join(words: list[str], operator: str = "OR") -> str:
+    # Each word is a quoted string: FTS5 reads it as a phrase of the tokens inside, never as
     # an operator. The words hold only letters and digits, so no quote can end it early.
-    return " OR ".join(f'"{w}"' for w in found) if found else None
+    return f" {operator} ".join(f'"{w}"' for w in words)
 
 
-def tsquery_text(query: str) -> str | None:
-    """Text for websearch_to_tsquery: the words joined by `or` (any word may match)."""
+def tsquery_text(query: str, every: bool = False) -> str | None:
+    """Text for websearch_to_tsquery: the words, all of them or (by default) any of them."""
     found = [w for w in terms(query) if w != "or"]
-    return " or ".join(found) if found else None
+    return websearch_join(found, every) if found else None
+
+
+def websearch_join(words: list[str], every: bool) -> str:
+    # websearch_to_tsquery: words side by side must all match; `or` between them, any.
+    return (" " if every else " or ").join(words)
 
 
 # bm25() reads the whole doclist of every query word to count the passages that hold it (its
@@ -86,9 +95,9 @@ def _match(i: int) -> str:
 
 async def _sqlite(db: AsyncSession, found: list[str], limit: int) -> list[tuple[int, float]]:
     # Each term is bound as a parameter (never spliced into the SQL): a quoted FTS5 phrase.
-    params: dict[str, object] = {f"t{i}": f'"{w}"' for i, w in enumerate(found)}
+    params: dict[str, object] = {f"t{i}": fts5_join([w]) for i, w in enumerate(found)}
     if len(found) > 1:
-        params[f"t{len(found)}"] = " AND ".join(f'"{w}"' for w in found)
+        params[f"t{len(found)}"] = fts5_join(found, "AND")
     counts = await _counts(db, params)
     if any(c > RANK_CAP for c in counts):
         return await _capped(db, params, counts[: len(found)], limit)
@@ -96,7 +105,7 @@ async def _sqlite(db: AsyncSession, found: list[str], limit: int) -> list[tuple[
     if len(found) > 1:
         out.update(await _bm25(db, str(params[f"t{len(found)}"]), limit))
     if len(out) < limit:
-        for pid, score in await _bm25(db, " OR ".join(f'"{w}"' for w in found), limit):
+        for pid, score in await _bm25(db, fts5_join(found, "OR"), limit):
             out.setdefault(pid, score)
     return list(out.items())[:limit]
 
@@ -146,7 +155,7 @@ async def _postgres(db: AsyncSession, found: list[str], limit: int) -> list[tupl
     that cost 150-330 ms at 1,000 hours)."""
     out: dict[int, float] = {}
     words_ = [w for w in found if w != "or"] or found
-    for q in (" ".join(words_), " or ".join(words_)):
+    for q in (websearch_join(words_, every=True), websearch_join(words_, every=False)):
         rows = await db.execute(
             text(
                 "SELECT id, ts_rank_cd(tsv, websearch_to_tsquery('english', :q)) "

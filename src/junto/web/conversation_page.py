@@ -50,7 +50,7 @@ from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render, render_in_thread
 from junto.web.snippet_pages import mmss
-from junto.web.transcript_pages import downloads
+from junto.web.transcript_pages import downloads, player
 
 log = logging.getLogger("junto.web.conversation_page")
 
@@ -86,7 +86,7 @@ async def conversation_page(
     people = await store.names(db, speaker_ids | {h.id for h in hosts})
     site = base_url(request, node)
     page_url = f"{site}/c/{conv.slug}"
-    player = _player(conv, media)
+    playing = player(conv, media)
     start_at = _start_seconds(request.query_params.get("t"))
     description = _description(conv, knowledge)
     knowledge_pending = knowledge is None and await _job_pending(db, conv.id, "knowledge.extract")
@@ -104,7 +104,7 @@ async def conversation_page(
         speakers=[_person(people[s["id"]]) for s in view.speakers if s["id"] in people],
         transcript=view,
         segments=[_segment(s, people) for s in view.segments],
-        player=player,
+        player=playing,
         start_at=start_at,
         knowledge=_knowledge_view(knowledge, people) if knowledge else None,
         knowledge_pending=knowledge_pending,
@@ -291,17 +291,6 @@ def _duration_label(seconds: float | None) -> str:
     if hours:
         return f"{hours} h {minutes} min"
     return f"{minutes} min" if minutes else f"{total} s"
-
-
-def _player(conv: Conversation, media: dict[str, ConversationMedia]) -> dict[str, str] | None:
-    for kind, element in (("composite", "video"), ("audio", "audio")):
-        if kind in media:
-            return {
-                "element": element,
-                "src": f"/c/{conv.slug}/media/{kind}",
-                "mime": media[kind].mime,
-            }
-    return None
 
 
 async def _job_pending(db: AsyncSession, conversation_id: int, kind: str) -> bool:

@@ -12,18 +12,18 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import clips, snippets
 from junto.node import Node
 from junto.storage.tables import Conversation, Snippet
-from junto.transcripts import store
 from junto.web import security
 from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.snippets_api import EMBED_HEIGHT, EMBED_WIDTH, describe
+from junto.web.transcript_pages import stored_file
 
 router = APIRouter(include_in_schema=False)
 
@@ -158,7 +158,7 @@ async def snippet_captions(request: Request, slug: str, db: DbDep, node: NodeDep
     if found is None or found[0].state != snippets.READY:
         return _not_found("no such snippet")
     relative = f"{snippets.folder(found[0].slug)}/{clips.CAPTIONS_NAME}"
-    return _file(node, relative, "text/vtt; charset=utf-8", f"{slug}.vtt")
+    return stored_file(node.settings.data_dir, relative, "text/vtt; charset=utf-8", f"{slug}.vtt")
 
 
 @router.get("/s/{slug}/{name}")
@@ -173,14 +173,4 @@ async def snippet_file(
     relative = getattr(found[0], column)
     if found[0].state != snippets.READY or not relative:
         return _not_found("this snippet has no such file")
-    return _file(node, relative, mime, f"{slug}-{name}")
-
-
-def _file(node: Node, relative: str, mime: str, filename: str) -> Response:
-    try:
-        path = store.inside_data_dir(node.settings.data_dir, relative)
-    except ValueError:
-        return _not_found("no such file")
-    if not path.is_file():
-        return _not_found("the file is missing on this node")
-    return FileResponse(path, media_type=mime, filename=filename, content_disposition_type="inline")
+    return stored_file(node.settings.data_dir, relative, mime, f"{slug}-{name}")

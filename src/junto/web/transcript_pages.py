@@ -72,7 +72,7 @@ async def transcript_page(request: Request, slug: str, db: DbDep, node: NodeDep)
     view = await store.read(db, conv)
     media = await store.media(db, conv.id)
     can_manage = await convs.can_manage(db, conv, viewer)
-    player = _player(conv, media)
+    playing = player(conv, media)
     summary = convs.summary(conv, await convs.tags_of(db, conv))
     segments = [
         {**seg, "clock": clock(seg["start_ms"]), "seek": seg["start_ms"] / 1000}
@@ -91,7 +91,7 @@ async def transcript_page(request: Request, slug: str, db: DbDep, node: NodeDep)
         transcript=view,
         segments=segments,
         can_manage=can_manage,
-        player=player,
+        player=playing,
         downloads=await downloads(db, conv, view.status == "ready", media, can_manage),
         speaker_choices=speakers,
         history=history,
@@ -114,7 +114,8 @@ def _by_seq(entries: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     return grouped
 
 
-def _player(conv: Conversation, media: dict[str, Any]) -> dict[str, str] | None:
+def player(conv: Conversation, media: dict[str, Any]) -> dict[str, str] | None:
+    """What the page plays: the composite video, else the audio mix, else nothing."""
     for kind, element in (("composite", "video"), ("audio", "audio")):
         if kind in media:
             return {
@@ -387,7 +388,9 @@ async def transcript_export(
     )
 
 
-def _file(data_dir: FilePath, relative: str, mime: str, filename: str) -> Response:
+def stored_file(data_dir: FilePath, relative: str, mime: str, filename: str) -> Response:
+    """A file the node stored (a path relative to the data dir), with Range support; a clear
+    404 for a path outside the data dir or a file that is gone."""
     try:
         path = store.inside_data_dir(data_dir, relative)
     except ValueError:
@@ -410,7 +413,7 @@ async def conversation_media(
     if media is None:
         return _not_found(f"this conversation has no {kind} file (yet)")
     name = _media_name(conv.slug, kind, media.path)
-    return _file(node.settings.data_dir, media.path, media.mime, name)
+    return stored_file(node.settings.data_dir, media.path, media.mime, name)
 
 
 @router.get("/c/{slug}/recordings/{recording_id}.webm")
@@ -440,4 +443,4 @@ async def recording_file(
     ):
         return _not_found("no such recording")
     mime = "video/webm" if rec.has_video else "audio/webm"
-    return _file(node.settings.data_dir, rec.path, mime, f"{conv.slug}-{rec.id}.webm")
+    return stored_file(node.settings.data_dir, rec.path, mime, f"{conv.slug}-{rec.id}.webm")
