@@ -24,12 +24,16 @@ class Calls:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, int, int, str, datetime | None]] = []
+        self.gathered: list[int] = []
 
     def on_air(self, room: int, user_id: int, source: str, started_at: datetime) -> None:
         self.seen.append(("on", room, user_id, source, started_at))
 
     def off_air(self, room: int, user_id: int, source: str) -> None:
         self.seen.append(("off", room, user_id, source, None))
+
+    def gathering(self, room: int) -> None:
+        self.gathered.append(room)
 
 
 @pytest.fixture
@@ -107,8 +111,12 @@ async def test_a_green_room_is_not_on_air_until_the_conversation_goes_live(
     room = scheduled.id
 
     node.on_air.publications_changed(room, [pub(uid)])
+    assert calls.gathered == [room]  # told at once: a consumer may warm up before live
     await asyncio.sleep(0.2)  # the state lookup runs
     assert calls.seen == []
+    node.on_air.publications_changed(room, [pub(uid), pub(uid, "screen")])
+    node.on_air.publications_changed(room, [pub(uid)])
+    assert calls.gathered == [room]  # once per gathering, not per publication
 
     went_live = orjson.dumps({"data": {"state": "live", "started_at": "2026-11-26T10:00:00.000Z"}})
     node.on_air.on_room_event(room, "conversation.state", went_live)

@@ -95,3 +95,28 @@ async def test_a_speakers_words_become_stored_captions_events_and_webvtt(
     assert vtt.text.startswith("WEBVTT\n") and "<v Ana>" in vtt.text
     listing = await client.get(f"/api/conversations/{slug}/captions")
     assert [c["text"] for c in listing.json()["captions"]] == [c.text for c in rows]
+
+
+async def test_the_caption_worker_is_warm_before_the_conversation_goes_live(
+    node_and_client: tuple[Node, httpx.AsyncClient],
+) -> None:
+    """Speakers gathering on a scheduled stage start the worker and its model, so the first
+    words after "go live" are not spent loading Whisper (issue 13: captions from the first word)."""
+    node, client = node_and_client
+    assert node.captioner is not None and node.on_air is not None
+    process = node.captioner.process
+    assert process is not None and not process.ready  # nobody has published yet
+    me = await signup(client, "early", display_name="Early")
+    headers = await csrf_headers(client)
+    r = await client.post("/api/conversations", json={"title": "Soon"}, headers=headers)
+    async with node.db() as db:
+        conv = await get_by_slug(db, r.json()["slug"])
+    assert conv is not None and conv.state == "scheduled"
+
+    node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
+
+    async def ready() -> bool:
+        return process.ready
+
+    await wait_for(ready, 60)
+    assert node.on_air.on_air_now(conv.id) == set()  # warm, but nothing is captioned yet

@@ -38,6 +38,10 @@ class OnAirConsumer(Protocol):
     def off_air(self, room: int, user_id: int, source: str) -> None:
         """It stopped publishing, or the conversation is no longer live."""
 
+    def gathering(self, room: int) -> None:
+        """Someone publishes on `room`'s stage, live or not yet: what a consumer needs ready
+        for the first on-air word (a model to load) should start now."""
+
 
 class OnAir:
     """Node-wide: turns publication and conversation-state changes into on/off-air calls."""
@@ -60,7 +64,12 @@ class OnAir:
     # ---- inputs ----------------------------------------------------------------------------------
 
     def publications_changed(self, room: int, publications: list[Publication]) -> None:
+        had = bool(self._publishing.get(room))
         self._publishing[room] = {(p.user_id, p.source) for p in publications}
+        if publications and not had:
+            # Speakers gather on the stage before the host goes live (issue 13: captions from
+            # the first word): consumers warm up now rather than on the first on-air packet.
+            self._tell("gathering", room)
         if room in self._live:
             self._reconcile(room)
         else:

@@ -221,6 +221,9 @@ class Recorder:
         if piece is not None:
             self._end(piece)
 
+    def gathering(self, room: int) -> None:
+        """Nothing to prepare: a piece opens with its first on-air packet."""
+
     def piece(self, room: int, user_id: int, source: str) -> Piece | None:
         """The piece being recorded for this speaker's source, if any."""
         return self.pieces.get((room, user_id, source))

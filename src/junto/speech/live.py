@@ -118,7 +118,8 @@ class LiveCaptioner:
         self._loop = asyncio.get_running_loop()
         config = self.config or worker_config(self.node.settings)
         self.process = CaptionProcess(config, self._from_worker_thread)
-        # The worker (and its model, about a second to load) starts with the first speaker.
+        # The worker (and its model, seconds to load on 2 cores) starts when the first speaker
+        # publishes on a stage (`gathering`), live or not yet.
         self.process.start()
         self._consumer = self._loop.create_task(self._consume(), name="captions")
 
@@ -179,6 +180,12 @@ class LiveCaptioner:
 
         speaker.remove_tap = media.add_tap(room, user_id, tap, Source.CAMERA)
         process.warm()
+
+    def gathering(self, room: int) -> None:
+        # Loading the worker and its model takes seconds on 2 cores: start it while speakers
+        # gather on the stage, so the conversation's first words are captioned at once.
+        if self.process is not None:
+            self.process.warm()
 
     def off_air(self, room: int, user_id: int, source: str) -> None:
         key = (room, user_id)
