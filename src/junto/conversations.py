@@ -12,6 +12,7 @@ import logging
 import secrets
 import string
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -381,6 +382,45 @@ async def unpublish(
     return await transition(db, conv, "unpublish", by, node)
 
 
+# Who reviews an ended conversation before it is published (node admins too).
+REVIEWER_ROLES = frozenset({Role.HOST, Role.COHOST, Role.SPEAKER})
+# Room events that carry what speakers said. While a conversation is under review they are
+# for its reviewers only, exactly like its captions file, transcript and page: a speaker may
+# ask for a correction before anything they said reaches the public.
+SPOKEN_EVENTS = frozenset({"caption"})
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Someone reading a conversation, as far as what they may see depends on who they are."""
+
+    user_id: int | None = None
+    role: Role | None = None
+    is_admin: bool = False
+
+    @property
+    def reviews(self) -> bool:
+        return self.is_admin or self.role in REVIEWER_ROLES
+
+
+def page_open(state: ConversationState, reviews: bool) -> bool:
+    """The review rule: an ended, unpublished conversation is open to its reviewers only."""
+    return state != ConversationState.ENDED or reviews
+
+
+def withheld_events(state: ConversationState, reviews: bool) -> frozenset[str]:
+    """The room-event types a reader may not receive in this state (given `can_view`): the
+    same rule as the page's, so captions follow the captions file and the transcript. Every
+    path that hands room events to someone (REST, replay, live fan-out) asks this."""
+    return frozenset() if page_open(state, reviews) else SPOKEN_EVENTS
+
+
+async def reader_of(db: AsyncSession, conv: Conversation, user: User | None) -> Reader:
+    if user is None:
+        return Reader()
+    return Reader(user.id, await role_of(db, conv, user), user.is_admin)
+
+
 async def can_see_page(db: AsyncSession, conv: Conversation, user: User | None) -> bool:
     """Whether `user` may see the ended conversation's page (given `can_view`).
 
@@ -388,13 +428,18 @@ async def can_see_page(db: AsyncSession, conv: Conversation, user: User | None) 
     node admins see it (to check the transcript, the video and the summary before publishing);
     everyone else is told it is not published yet. Once published, `can_view` alone decides.
     """
-    if conv.state != ConversationState.ENDED:
+    if page_open(conv.state, reviews=False):
         return True
-    if user is None:
-        return False
-    if user.is_admin:
-        return True
-    return await role_of(db, conv, user) in (Role.HOST, Role.COHOST, Role.SPEAKER)
+    return page_open(conv.state, (await reader_of(db, conv, user)).reviews)
+
+
+async def events_withheld_from(
+    db: AsyncSession, conv: Conversation, user: User | None
+) -> frozenset[str]:
+    """`withheld_events` for `user` in the conversation's current state."""
+    if not withheld_events(conv.state, reviews=False):
+        return frozenset()
+    return withheld_events(conv.state, (await reader_of(db, conv, user)).reviews)
 
 
 # ---- roles -------------------------------------------------------------------------------------

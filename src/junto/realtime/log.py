@@ -18,13 +18,25 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from junto.storage.tables import Conversation, RoomEvent
+from junto.storage.tables import Conversation, ConversationState, RoomEvent
 from junto.storage.types import utcnow
 
 
 def iso_ms(moment: datetime) -> str:
     """`2026-11-26T09:30:00.123Z`: the timestamp form used in every frame."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# The type of a room event's stand-in for a reader who may not read it (who may not:
+# junto.conversations.withheld_events). It keeps the event's id and time and nothing else:
+# ids stay dense for every reader, since clients take a gap for lost events and resume
+# (docs/protocol.md), so a withheld event is replaced, never left out.
+WITHHELD = "withheld"
+
+
+def withheld_frame(event_id: int, ts: str) -> bytes:
+    """The frame that stands in for event `event_id` for someone who may not read it."""
+    return orjson.dumps({"type": WITHHELD, "stream": "room", "id": event_id, "ts": ts, "data": {}})
 
 
 @dataclass(frozen=True)
@@ -87,9 +99,14 @@ async def append(
 
 
 async def events_after(
-    db: AsyncSession, conversation_id: int, after_id: int, limit: int
+    db: AsyncSession,
+    conversation_id: int,
+    after_id: int,
+    limit: int,
+    withhold: frozenset[str] = frozenset(),
 ) -> list[StoredEvent]:
-    """Up to `limit` committed events with id > `after_id`, in id order."""
+    """Up to `limit` committed events with id > `after_id`, in id order; those whose type is
+    in `withhold` come as their stand-ins (type `WITHHELD`, no data)."""
     rows = await db.execute(
         select(RoomEvent.seq, RoomEvent.type, RoomEvent.payload, RoomEvent.created_at)
         .where(RoomEvent.conversation_id == conversation_id, RoomEvent.seq > after_id)
@@ -97,9 +114,25 @@ async def events_after(
         .limit(limit)
     )
     return [
-        StoredEvent(conversation_id, int(seq), type_, iso_ms(created), orjson.loads(payload))
+        StoredEvent(conversation_id, int(seq), WITHHELD, iso_ms(created), {})
+        if type_ in withhold
+        else StoredEvent(conversation_id, int(seq), type_, iso_ms(created), orjson.loads(payload))
         for seq, type_, payload, created in rows
     ]
+
+
+async def position(db: AsyncSession, conversation_id: int) -> tuple[int, ConversationState | None]:
+    """(latest committed id, the conversation's state as of that id): read together, so a
+    reader that follows the stream from there knows which state each later event comes in.
+    (-1, None) if there is no such conversation."""
+    row = (
+        await db.execute(
+            select(Conversation.last_seq, Conversation.state).where(
+                Conversation.id == conversation_id
+            )
+        )
+    ).one_or_none()
+    return (-1, None) if row is None else (int(row[0]), row[1])
 
 
 async def last_id(db: AsyncSession, conversation_id: int) -> int:

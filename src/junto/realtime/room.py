@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import select
 
+from junto import conversations
+from junto.conversations import Reader
 from junto.pubsub import Subscription
 from junto.pubsub.base import SubscriptionOverflow
 from junto.realtime import log as eventlog
@@ -35,7 +38,14 @@ from junto.realtime.presence import (
     Throttle,
     resubscribe,
 )
-from junto.storage.tables import Conversation, Participant, User, Visibility
+from junto.storage.tables import (
+    Conversation,
+    ConversationState,
+    Participant,
+    Role,
+    User,
+    Visibility,
+)
 
 if TYPE_CHECKING:
     from junto.realtime.hub import Hub
@@ -88,6 +98,13 @@ class Room:
         self._conns: dict[Connection, Present | None] = {}
         self._fanout: tuple[Connection, ...] = ()
         self.next_id = 0  # the id the room expects next; set by open()
+        # The conversation's state as of the last emitted event (set by open(), then followed
+        # through `conversation.state` events): what each reader may receive depends on it.
+        self.state: ConversationState | None = None
+        # Who reads through each connection (see set_reader); without one, a connection is
+        # treated as an anonymous watcher, the safe default.
+        self._readers: dict[Connection, Reader] = {}
+        self._reviewing: frozenset[Connection] = frozenset()
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending: dict[int, tuple[str, bytes]] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
@@ -116,7 +133,7 @@ class Room:
             presence_sub = await self.pubsub.subscribe(presence_channel(self.id))
             self._subs.append(presence_sub)
             async with self.hub.node.db() as db:
-                last = await eventlog.last_id(db, self.id)
+                last, self.state = await eventlog.position(db, self.id)
             self.next_id = max(last, 0) + 1
         except BaseException as exc:
             await self._close_subscriptions()
@@ -177,9 +194,17 @@ class Room:
         if self.local.join(person):
             self._local_changed()
 
+    def set_reader(self, conn: Connection, reader: Reader) -> None:
+        """Say who reads through `conn` (right after joining, before any await), so that what
+        it receives follows junto.conversations.withheld_events."""
+        self._readers[conn] = reader
+        self._reviewing = frozenset(c for c, r in self._readers.items() if r.reviews)
+
     def remove(self, conn: Connection) -> None:
         if conn not in self._conns:
             return
+        if self._readers.pop(conn, None) is not None:
+            self._reviewing = frozenset(c for c, r in self._readers.items() if r.reviews)
         person = self._conns.pop(conn)
         self._fanout = tuple(self._conns)
         if self.local.leave(person):
@@ -288,16 +313,56 @@ class Room:
     def _emit(self, event_id: int, event_type: str, frame: bytes) -> None:
         self.next_id = event_id + 1
         item: Item = (event_id, message(frame.decode()))
-        for conn in self._fanout:
-            conn.push(item)
+        if self.state is not None and event_type in conversations.withheld_events(
+            self.state, reviews=False
+        ):
+            self._emit_withheld(item, frame)
+        else:
+            for conn in self._fanout:
+                conn.push(item)
         for listener in self.hub.event_listeners:
             listener(self.id, event_type, frame)
+        if event_type == "conversation.state":
+            self._follow_state(frame)
+        elif event_type == "stage.role":
+            self._follow_role(frame)
         if event_type in PRESENCE_EVENTS:
             self._presence_event(event_type, frame)
         elif event_type == "conversation.updated" and b'"visibility":"invite_only"' in frame:
             # Admission is checked at the handshake only; when a conversation becomes
             # invite-only, sockets opened by people it no longer admits must not keep streaming.
             self._tasks.append(asyncio.get_running_loop().create_task(self._evict_safely()))
+
+    def _emit_withheld(self, item: Item, frame: bytes) -> None:
+        """An event only reviewers may read now: they get it, everyone else its stand-in."""
+        event_id = item[0]
+        stand_in: Item = (
+            event_id,
+            message(eventlog.withheld_frame(event_id, str(orjson.loads(frame)["ts"])).decode()),
+        )
+        reviewing = self._reviewing
+        for conn in self._fanout:
+            conn.push(item if conn in reviewing else stand_in)
+
+    def _follow_state(self, frame: bytes) -> None:
+        try:
+            self.state = ConversationState(orjson.loads(frame)["data"]["state"])
+        except (ValueError, KeyError, TypeError):
+            # Not knowing the state, hold back what reviewers alone may read.
+            log.warning("room %s: unexpected conversation.state event data", self.id)
+            self.state = ConversationState.ENDED
+
+    def _follow_role(self, frame: bytes) -> None:
+        """A reader's role changed: a speaker sent back to the audience stops reviewing."""
+        try:
+            data = orjson.loads(frame)["data"]
+            user_id, role = int(data["user"]["id"]), Role(data["role"])
+        except (ValueError, KeyError, TypeError):
+            return  # _presence_event logs it
+        for conn, reader in list(self._readers.items()):
+            if reader.user_id == user_id:
+                self._readers[conn] = dataclasses.replace(reader, role=role)
+        self._reviewing = frozenset(c for c, r in self._readers.items() if r.reviews)
 
     async def _evict_safely(self) -> None:
         try:

@@ -28,7 +28,7 @@ from junto.realtime.hub import Hub
 from junto.realtime.presence import Present
 from junto.realtime.room import Room
 from junto.realtime.signaling import MediaSession
-from junto.storage.tables import Conversation, User
+from junto.storage.tables import Conversation, ConversationState, Role, User
 from junto.web import security
 from junto.web.deps import get_node
 
@@ -167,6 +167,8 @@ class RoomSession:
             if hello is None:
                 return
             room = await self.hub.join(self.a.conv.id, self.conn, self.a.person)
+            # Before any await, so that no live event reaches the socket unfiltered.
+            room.set_reader(self.conn, self.reader)
             await self._catch_up(room, hello.resume_from)
             room.send_presence(self.conn)
             if self.node.stage is not None:
@@ -227,6 +229,13 @@ class RoomSession:
             )
         return None
 
+    @property
+    def reader(self) -> conversations.Reader:
+        user = self.a.user
+        if user is None:
+            return conversations.Reader()
+        return conversations.Reader(user.id, Role(self.a.you["role"]), user.is_admin)
+
     async def _catch_up(self, room: Room, resume_from: int | None) -> None:
         """Send welcome, then the missed events or a snapshot (straight to the socket)."""
         max_events = self.node.settings.limits.resume_max_events
@@ -234,15 +243,20 @@ class RoomSession:
         bad_resume: Message | None = None
         if resume_from is not None:
             async with self.node.db() as db:
-                latest = await eventlog.last_id(db, self.a.conv.id)
+                latest, state = await eventlog.position(db, self.a.conv.id)
                 if resume_from > latest:
                     bad_resume = error(
                         "bad_resume",
                         f"expected resume_from of at most {latest}, got {resume_from}",
                     )
                 else:
+                    # The stored events are read under the rule as it stands now: captions of
+                    # a conversation under review replay to its reviewers only.
+                    withhold = conversations.withheld_events(
+                        state or ConversationState.ENDED, self.reader.reviews
+                    )
                     found = await eventlog.events_after(
-                        db, self.a.conv.id, resume_from, max_events + 1
+                        db, self.a.conv.id, resume_from, max_events + 1, withhold
                     )
                     if len(found) <= max_events:
                         events = found

@@ -274,9 +274,12 @@ async def read_events(
     after: Annotated[int, Query(ge=0, le=2**53 - 1, description="Events with ids above this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The durable room stream as stored, for debugging and export."""
+    """The durable room stream as stored, for debugging and export. Events you may not read
+    (captions of a conversation under review, unless you review it) come as `withheld`
+    stand-ins with their id and time only, so ids stay dense."""
     conv = await _visible(db, slug, user)
-    events = await room_log.events_after(db, conv.id, after, limit)
+    withhold = await conversations.events_withheld_from(db, conv, user)
+    events = await room_log.events_after(db, conv.id, after, limit, withhold)
     return {
         "events": [
             {"type": e.type, "stream": "room", "id": e.id, "ts": e.ts, "data": e.data}
