@@ -75,11 +75,12 @@ async def test_viewers_see_progress_managers_see_errors_and_retry(app: FastAPI) 
         seen = (await anonymous.get(f"/api/conversations/{slug}/jobs")).json()
         assert [j["kind"] for j in seen] == ["composite.render", "transcript.build"]
         assert seen[0]["state"] == "failed" and seen[0]["error"] is None
-        assert seen[1]["progress"] == 0.42 and seen[1]["note"] == "transcribing"
+        assert seen[1]["progress"] == 0.42 and seen[1]["note"] == ""  # notes: managers only
         as_other = (await other.get(f"/api/conversations/{slug}/jobs")).json()
         assert all(j["error"] is None for j in as_other)
         as_host = (await host.get(f"/api/conversations/{slug}/jobs")).json()
         assert as_host[0]["error"] == "ffmpeg failed: /secret/path"
+        assert as_host[1]["note"] == "transcribing"
 
         url = f"/api/jobs/{ids['failed']}/retry"
         refused = await post(anonymous, url)

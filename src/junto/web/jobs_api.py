@@ -1,7 +1,10 @@
 """JSON API for a conversation's background jobs (transcription, rendering): progress and retry.
 
-Anyone who may see the conversation sees what is being done and how far it is; error texts,
-which can name files and programs, are for the people who manage it.
+The same rule as the conversation's page (`conversations.can_see_page`): under review (ended,
+not published) its jobs are for its reviewers only, and everyone else gets the 404 the
+transcript gives. Those who may see them but do not manage the conversation get coarse
+progress only (kind, state, progress): who a job is about (a speaker's name), its note and its
+error (which can name files and programs) are for hosts, co-hosts and admins.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from junto import conversations as convs
 from junto.conversations import ConversationError
 from junto.jobs import queue
 from junto.storage.tables import Conversation, Job, Recording, User
-from junto.web.conversations_api import ErrorOut, Slug, answering, error_response, visible
+from junto.web.conversations_api import (
+    ErrorOut,
+    Slug,
+    answering,
+    error_response,
+    visible_record,
+)
 from junto.web.deps import DbDep
 from junto.web.security import CurrentUser, RequireIdentity
 
@@ -32,14 +41,18 @@ class JobOut(BaseModel):
     kind: str = Field(description="composite.render, transcript.build, transcript.track, ...")
     state: str = Field(description="queued, running, succeeded or failed.")
     progress: float = Field(ge=0, le=1, description="How far it is, 0..1.")
-    note: str = Field(description="What it is doing or waiting for, for people.")
+    note: str = Field(
+        description="What it is doing or waiting for, for people; empty unless you manage "
+        "the conversation."
+    )
     attempts: int
     max_attempts: int
     error: str | None = Field(
         description="Why it failed (last attempt); only for hosts, co-hosts and admins."
     )
     subject: str | None = Field(
-        description="Whose recording a per-recording job is about (a display name), if any."
+        description="Whose recording a per-recording job is about (a display name), if any; "
+        "only for hosts, co-hosts and admins."
     )
     created_at: datetime
     started_at: datetime | None
@@ -76,18 +89,19 @@ async def _subjects(db: AsyncSession, jobs: list[Job]) -> dict[int, str]:
     return {wanted[int(rid)]: str(name) for rid, name in rows.all()}
 
 
-def job_out(job: Job, *, with_error: bool, subject: str | None = None) -> JobOut:
+def job_out(job: Job, *, full: bool, subject: str | None = None) -> JobOut:
+    """The job as its conversation's managers see it (`full`), or its coarse progress."""
     view: dict[str, Any] = queue.job_view(job)
     return JobOut(
         id=job.id,
         kind=job.kind,
         state=view["state"],
         progress=view["progress"],
-        note=view["note"],
+        note=view["note"] if full else "",
         attempts=job.attempts,
         max_attempts=job.max_attempts,
-        error=job.error if with_error else None,
-        subject=subject,
+        error=job.error if full else None,
+        subject=subject if full else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -101,12 +115,14 @@ def job_out(job: Job, *, with_error: bool, subject: str | None = None) -> JobOut
     responses=_errors(404),
 )
 async def list_conversation_jobs(slug: Slug, db: DbDep, user: CurrentUser) -> list[JobOut]:
-    """Oldest first. `error` is null unless you manage the conversation."""
-    conv = await visible(db, slug, user)
-    manager = await convs.can_manage(db, conv, user)
+    """Oldest first. Unless you manage the conversation, `note` is empty and `subject` and
+    `error` are null; under review (ended, not published) only its reviewers see its jobs."""
+    conv = await visible_record(db, slug, user)
+    if not await convs.can_manage(db, conv, user):
+        return [job_out(j, full=False) for j in await queue.list_jobs(db, conversation_id=conv.id)]
     jobs = await queue.list_jobs(db, conversation_id=conv.id)
     subjects = await _subjects(db, jobs)
-    return [job_out(j, with_error=manager, subject=subjects.get(j.id)) for j in jobs]
+    return [job_out(j, full=True, subject=subjects.get(j.id)) for j in jobs]
 
 
 @router.post(
@@ -135,4 +151,4 @@ async def retry_job(job_id: JobId, db: DbDep, user: RequireIdentity) -> JobOut:
         raise ConversationError(exc.message, status=exc.status, code=exc.code) from exc
     await db.commit()
     subjects = await _subjects(db, [job])
-    return job_out(job, with_error=True, subject=subjects.get(job.id))
+    return job_out(job, full=True, subject=subjects.get(job.id))

@@ -100,6 +100,12 @@ class ProcessingPanel {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
+      // 404: not for this reader (a conversation under review shows its jobs to its
+      // reviewers only, as its transcript): nothing to show, nothing to poll for.
+      if (response.status === 404) {
+        this.root.hidden = true;
+        return;
+      }
       if (!response.ok) throw new Error(await errorText(response));
       jobs = await response.json();
     } catch (err) {
