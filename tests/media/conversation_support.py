@@ -74,9 +74,13 @@ RIVERS: tuple[tuple[str, str], ...] = (
 
 
 def make_conversation(
-    folder: Path, turns: tuple[tuple[str, str], ...] = RIVERS, wpm: int = 140
+    folder: Path,
+    turns: tuple[tuple[str, str], ...] = RIVERS,
+    wpm: int = 140,
+    voices: dict[str, str] = VOICES,
 ) -> dict[str, Track]:
-    """Synthesise `turns` (speaker, text) into one microphone file per speaker."""
+    """Synthesise `turns` (speaker, text) into one microphone file per speaker, each speaker
+    with their espeak-ng voice from `voices`."""
     folder.mkdir(parents=True, exist_ok=True)
     speakers = sorted({speaker for speaker, _ in turns})
     parts: dict[str, list[Path]] = {s: [_silence(folder / "lead.wav", LEAD)] for s in speakers}
@@ -85,7 +89,7 @@ def make_conversation(
     for i, (speaker, text) in enumerate(turns):
         spoken = folder / f"turn{i}.wav"
         subprocess.run(
-            ["espeak-ng", "-v", VOICES[speaker], "-s", str(wpm), "-w", str(spoken), text],
+            ["espeak-ng", "-v", voices[speaker], "-s", str(wpm), "-w", str(spoken), text],
             check=True,
             capture_output=True,
         )
