@@ -84,11 +84,12 @@ async def test_patch_rejects_bad_fields_and_keeps_the_old_values(world: World) -
     }
 
 
-async def test_malformed_json_and_bodies_are_422(world: World) -> None:
+async def test_malformed_json_is_400_and_the_wrong_body_422(world: World) -> None:
     ana = await world.member("ana")
     headers = {**(await ana.headers()), "content-type": "application/json"}
     response = await ana.client.post("/api/conversations", content=b"{not json", headers=headers)
-    assert response.status_code == 422
+    # Not JSON at all is a malformed request (junto.strict_json); JSON of the wrong shape is 422.
+    assert response.status_code == 400 and response.json()["error"] == "bad_json"
     assert (await ana.post("/api/conversations", ["a", "list"])).status_code == 422
 
 

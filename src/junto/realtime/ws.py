@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from junto import accounts, conversations
+from junto import accounts, conversations, strict_json
 from junto.node import Node
 from junto.realtime import actions
 from junto.realtime import log as eventlog
@@ -72,9 +72,9 @@ async def _read(ws: WebSocket, max_bytes: int) -> tuple[Any, Message | None]:
             "too_large", f"expected a frame of at most {max_bytes} bytes, got {size}"
         )
     try:
-        raw = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return None, error("bad_message", f"expected a JSON object, got invalid JSON ({exc})")
+        raw = strict_json.loads(text)  # the same rules as HTTP bodies (junto.strict_json)
+    except strict_json.BadJson as exc:
+        return None, error("bad_message", f"invalid frame: {exc}")
     if not isinstance(raw, dict):
         return None, error("bad_message", "expected a JSON object")
     return raw, None

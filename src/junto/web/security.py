@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import escape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from junto import accounts
+from junto import accounts, strict_json
 from junto.config import Limits, Settings
 from junto.ratelimit import TokenBucket
 from junto.storage.tables import User
@@ -138,6 +140,30 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+# FastAPI's 422 items carry `input` (the value refused, up to the whole body) and `ctx` (which
+# can quote it): echoing them multiplies what a client sends into what the node writes, and a
+# value JSON cannot encode made the handler itself fail. Items keep `type`, `loc` and `msg`;
+# a body of many bad list items gets the first ones only.
+_VALIDATION_ITEMS_MAX = 20
+_LOC_PART_MAX = 64  # a location names the keys a client sent, and keys can be long
+_MSG_MAX = 300
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _public_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    loc = [p if isinstance(p, int) else _capped(str(p), _LOC_PART_MAX) for p in error["loc"]]
+    return {"type": str(error["type"]), "loc": loc, "msg": _capped(str(error["msg"]), _MSG_MAX)}
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    detail = [_public_error(e) for e in exc.errors()[:_VALIDATION_ITEMS_MAX]]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 # ---- cookies ----------------------------------------------------------------------------------
 
 
@@ -223,6 +249,11 @@ class SecurityMiddleware:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
+        if _is_json(headers):
+            refusal, receive = await _check_json(scope, receive)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
 
         token = cookies.get(SESSION_COOKIE)
         if token:
@@ -270,7 +301,7 @@ async def _check_unsafe(
         return _csrf_refusal(is_form, "cross-site request refused (Origin does not match)"), receive
     sent = headers.get(CSRF_HEADER)
     if sent is None and is_form:
-        body = await _read_body(receive)
+        body = await _read_body(receive, FORM_BODY_MAX)
         if body is None:
             return error_response(413, "too_large", "form is too large"), receive
         sent = await _form_token(scope, body)
@@ -296,7 +327,36 @@ def _csrf_refusal(is_form: bool, message: str) -> Response:
     return error_response(403, "csrf", message)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+def _is_json(headers: Headers) -> bool:
+    """The content types FastAPI decodes as JSON: application/json and application/*+json."""
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _check_json(scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+    """Refuse a JSON body that is not strict JSON (400 bad_json) before any handler sees it.
+
+    FastAPI decodes bodies with Python's lenient `json.loads` on a Request of its own, so the
+    check cannot hand its result on: the body is decoded twice, which costs little next to
+    a 1 MiB cap, and what the handler decodes is then known to be strict JSON.
+    """
+    limit = getattr(scope["app"], "max_body_size", None) or REQUEST_BODY_MAX
+    body = await _read_body(receive, limit)
+    if body is None:
+        return error_response(413, "too_large", f"expected at most {limit} bytes"), receive
+    receive = _replay(body)
+    if body:  # an empty body is the handler's to refuse ("field required")
+        try:
+            strict_json.loads(body)
+        except strict_json.BadJson as exc:
+            return error_response(400, "bad_json", str(exc)), receive
+    return None, receive
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None when it is larger than `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -305,7 +365,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > FORM_BODY_MAX:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
@@ -484,3 +544,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(accounts.AccountError, _account_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
