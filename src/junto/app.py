@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -105,6 +106,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     )
     app.state.settings = settings
     _install_routes(app)
+    _document_bad_bodies(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     from junto.web.compression import AnonymousGZip
 
@@ -132,6 +134,47 @@ async def _start_capture(node: Node) -> None:
         node.captioner = LiveCaptioner(node)
         node.on_air.add(node.captioner)
         await node.captioner.start()
+
+
+BAD_BODY_DESCRIPTION = (
+    "The body is not strict JSON (`bad_json`): not UTF-8, malformed, or holding NaN, Infinity, "
+    "a number too large for a double or an unpaired surrogate escape."
+)
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+}
+
+
+def _document_bad_bodies(app: FastAPI) -> None:
+    """List the 400 every JSON body can get (junto.web.security refuses bodies that are not
+    strict JSON before any handler runs) on each operation that takes a body, so clients that
+    follow the OpenAPI document expect it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()  # FastAPI caches it; adding below is idempotent
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    _add_bad_body(operation.setdefault("responses", {}))
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_bad_body(responses: dict[str, Any]) -> None:
+    existing = responses.get("400")
+    if existing is None:
+        responses["400"] = {
+            "description": BAD_BODY_DESCRIPTION,
+            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+        }
+    elif BAD_BODY_DESCRIPTION not in existing.get("description", ""):
+        # The route's own 400 (a bad token, a bad cursor) keeps its words; this one is added.
+        said = existing.get("description", "")
+        existing["description"] = f"{said} {BAD_BODY_DESCRIPTION}".strip()
 
 
 def _install_routes(app: FastAPI) -> None:
