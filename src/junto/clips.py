@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from junto.jobs.ffmpeg import stderr_tail
+from junto.speech.words import attaches, join_words
 
 CLIP_NAME, AUDIO_NAME, THUMB_NAME, CAPTIONS_NAME = (
     "clip.mp4",
@@ -48,6 +49,8 @@ class Word:
     end_ms: int
     text: str
     user_id: int | None
+    # Continues the word before (",500" after "4"); None when not stored (junto.speech.words).
+    joins: bool | None = None
 
 
 def _seconds(ms: int) -> str:
@@ -142,6 +145,10 @@ def _cue_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
+def _continues(previous: Word, word: Word) -> bool:
+    return attaches(previous.text, word.text) if word.joins is None else word.joins
+
+
 def captions_vtt(words: Sequence[Word], start_ms: int, end_ms: int) -> str:
     """WebVTT of `words`, re-timed so the clip's start is 0, a few words per cue."""
     lines = ["WEBVTT", ""]
@@ -152,15 +159,18 @@ def captions_vtt(words: Sequence[Word], start_ms: int, end_ms: int) -> str:
             return
         begin = max(cue[0].start_ms, start_ms) - start_ms
         finish = min(cue[-1].end_ms, end_ms) - start_ms
-        text = _cue_text(" ".join(w.text.strip() for w in cue))
+        text = _cue_text(join_words((w.text, w.joins) for w in cue))
         lines.extend([f"{_stamp(begin)} --> {_stamp(max(finish, begin + 1))}", text, ""])
         cue.clear()
 
     for word in words:
         if cue and (
-            len(cue) >= CUE_WORDS
-            or word.user_id != cue[0].user_id
-            or word.end_ms - cue[0].start_ms > CUE_MAX_MS
+            word.user_id != cue[0].user_id
+            or (
+                (len(cue) >= CUE_WORDS or word.end_ms - cue[0].start_ms > CUE_MAX_MS)
+                # A cue never ends inside a word: "4" and ",500" stay together.
+                and not _continues(cue[-1], word)
+            )
         ):
             flush()
         cue.append(word)

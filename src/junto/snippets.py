@@ -34,6 +34,7 @@ from junto.config import Settings
 from junto.conversations import ConversationError
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.jobs.queue import enqueue
+from junto.speech.words import join_words, stored_flag
 from junto.storage.tables import (
     Conversation,
     ConversationState,
@@ -66,8 +67,8 @@ async def words_of(db: AsyncSession, conversation_id: int) -> list[Word]:
     """Every word of the transcript as it is now (with corrections), in time order."""
     out: list[Word] = []
     for seg in await store.segment_rows(db, conversation_id):
-        for start, end, text, *_ in json.loads(seg.words or "[]"):
-            out.append(Word(int(start), int(end), str(text), seg.user_id))
+        for start, end, text, *rest in json.loads(seg.words or "[]"):
+            out.append(Word(int(start), int(end), str(text), seg.user_id, stored_flag(rest, 0)))
     out.sort(key=lambda w: (w.start_ms, w.end_ms))
     return out
 
@@ -213,7 +214,7 @@ async def create(
         start_ms, end_ms, chosen = snapped.start_ms, min(snapped.end_ms, duration_ms), snapped.words
     if admit is not None:
         admit()
-    text = " ".join(w.text.strip() for w in chosen)
+    text = join_words((w.text, w.joins) for w in chosen)
     speakers = list(dict.fromkeys(w.user_id for w in chosen if w.user_id is not None))
     snippet = Snippet(
         slug=await convs.unused_slug(db, Snippet.slug),

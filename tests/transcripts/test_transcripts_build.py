@@ -99,7 +99,7 @@ async def test_build_merges_speakers_in_time_order(world: World) -> None:
     ]
     assert [s["seq"] for s in body["segments"]] == [0, 1, 2, 3]
     ben_words = body["segments"][1]["words"]
-    assert ben_words[0] == [3500, 3850, "Thank"]
+    assert ben_words[0] == [3500, 3850, "Thank", False]  # False: a word of its own
     assert [sp["name"] for sp in body["speakers"]] == ["Ana", "Ben"]
 
     written = vtt.file_path(world.settings.data_dir, conv.id).read_text()

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from junto.speech.words import join_stored
+
 # Whisper punctuates; a sentence ends at . ? ! (optionally followed by a closing quote).
 _END = re.compile(r"[.?!…][\"')\]]*$")
 # A full stop after these (or after an initial, "J.") does not end the sentence: "Dr. Okafor
@@ -33,7 +35,7 @@ class Segment:
 
     seq: int
     speaker_id: int | None
-    words: list[list[Any]]  # [[start_ms, end_ms, word], ...]
+    words: list[list[Any]]  # [[start_ms, end_ms, word, joins], ...] (joins: see speech.words)
 
 
 def segments_from_rows(rows: Iterable[Any]) -> list[Segment]:
@@ -66,7 +68,7 @@ def _abbreviation(word: str) -> bool:
 
 
 def _sentence(run: list[list[Any]], seg: Segment) -> Sentence:
-    text = " ".join(str(w[2]).strip() for w in run)
+    text = join_stored(run)
     return Sentence(text, int(run[0][0]), int(run[-1][1]), seg.speaker_id, seg.seq)
 
 

@@ -14,16 +14,20 @@ from pathlib import Path
 
 from junto.config import Settings
 from junto.speech.models import is_english_only, load_model
+from junto.speech.words import from_piece
 
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word; times in seconds from the start of the file."""
+    """One recognised word; times in seconds from the start of the file. `text` has no
+    surrounding spaces; `joins` says it continues the word before (",500" after "4", "%" after
+    "12": Whisper gave it no leading space), see junto.speech.words."""
 
     start_s: float
     end_s: float
     text: str
     probability: float
+    joins: bool = False
 
 
 def transcribe_file(
@@ -61,14 +65,14 @@ def transcribe_file(
     words: list[Word] = []
     for segment in segments:
         for w in segment.words or ():
-            text = w.word.strip()
+            text, joins = from_piece(w.word, first=not words)
             if not text:
                 continue
             start = max(0.0, float(w.start))
             end = max(start, float(w.end))
             if duration > 0:
                 start, end = min(start, duration), min(end, duration)
-            words.append(Word(start, end, text, float(w.probability)))
+            words.append(Word(start, end, text, float(w.probability), joins))
         if progress is not None and duration > 0:
             progress(min(1.0, float(segment.end) / duration))
     if progress is not None:

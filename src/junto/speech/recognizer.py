@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from junto.speech.words import join_pieces
+
 log = logging.getLogger("junto.speech.worker")
 
 SAMPLE_RATE = 16_000
@@ -159,9 +161,9 @@ class Recognizer:
         no_speech = 0.0
         for segment in segments:
             no_speech = max(no_speech, float(segment.no_speech_prob))
-            texts.append(segment.text.strip())
+            texts.append(segment.text)  # with Whisper's leading space (junto.speech.words)
             logprobs.append(float(segment.avg_logprob))
-        text = without_repeats(" ".join(t for t in texts if t))
+        text = without_repeats(join_pieces(texts))
         return Recognised(text, min(logprobs) if logprobs else -math.inf, no_speech, fast=False)
 
 

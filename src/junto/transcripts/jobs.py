@@ -103,9 +103,11 @@ async def transcribe_track(ctx: JobContext) -> None:
 
 
 async def save_track(db: AsyncSession, recording_id: int, model: str, words: list[Word]) -> None:
-    """Store (or replace) a piece's words: [[start_s, end_s, word, probability], ...]."""
+    """Store (or replace) a piece's words: [[start_s, end_s, word, probability], ...], each
+    word as Whisper's piece (a leading space where a new word starts, none on ",500" after
+    "4"), so the merge knows which pieces belong together (junto.speech.words)."""
     data = [
-        [round(w.start_s, 3), round(w.end_s, 3), w.text, round(w.probability, 3)] for w in words
+        [round(w.start_s, 3), round(w.end_s, 3), _piece(w), round(w.probability, 3)] for w in words
     ]
     await db.execute(delete(TrackTranscript).where(TrackTranscript.recording_id == recording_id))
     db.add(
@@ -113,6 +115,10 @@ async def save_track(db: AsyncSession, recording_id: int, model: str, words: lis
             recording_id=recording_id, model=model, words=json.dumps(data), created_at=utcnow()
         )
     )
+
+
+def _piece(word: Word) -> str:
+    return word.text if word.joins else " " + word.text
 
 
 # ---- transcript.build -------------------------------------------------------------------------
@@ -271,7 +277,7 @@ async def _replace(
             start_ms=seg.start_ms,
             end_ms=seg.end_ms,
             text=seg.text,
-            words=json.dumps([[w.start_ms, w.end_ms, w.text] for w in seg.words]),
+            words=json.dumps(seg.entries()),
             edited=False,
             updated_at=now,
         )

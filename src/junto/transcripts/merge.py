@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from junto.speech import words as wording
 
 PAUSE_MS = 1000  # a pause this long starts a new segment even for the same speaker
 MAX_SEGMENT_MS = 30_000  # a segment never grows beyond this
@@ -21,12 +24,14 @@ _SENTENCE_END = (".", "?", "!", "…")
 
 @dataclass(frozen=True)
 class TimedWord:
-    """A word on the conversation's timeline, attributed to a speaker."""
+    """A word on the conversation's timeline, attributed to a speaker. `joins`: it continues
+    the word before (",500" after "4"); None when the track was stored without that knowledge."""
 
     start_ms: int
     end_ms: int
     text: str
     user_id: int
+    joins: bool | None = None
 
 
 @dataclass
@@ -44,9 +49,19 @@ class Segment:
     def end_ms(self) -> int:
         return max(w.end_ms for w in self.words)
 
+    def _resolved(self) -> list[tuple[str, bool]]:
+        return wording.resolve((w.text, w.joins) for w in self.words)
+
     @property
     def text(self) -> str:
-        return " ".join(w.text for w in self.words)
+        return wording.join_words(self._resolved())
+
+    def entries(self) -> list[list[Any]]:
+        """The words as stored in TranscriptSegment: [[start_ms, end_ms, word, joins], ...]."""
+        return [
+            [w.start_ms, w.end_ms, text, joins]
+            for w, (text, joins) in zip(self.words, self._resolved(), strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -63,15 +78,22 @@ def timeline_words(pieces: Iterable[Piece]) -> list[TimedWord]:
     """All words of all pieces on the conversation's timeline, sorted by start (then speaker)."""
     out: list[TimedWord] = []
     for piece in pieces:
+        # Tracks stored since words keep Whisper's leading spaces say which pieces belong
+        # together; older ones (every word stripped) leave it to the rules (None).
+        spaced = any(str(entry[2])[:1].isspace() for entry in piece.words)
         for entry in piece.words:
             start_s, end_s, text = entry[0], entry[1], entry[2]
             assert isinstance(start_s, int | float) and isinstance(end_s, int | float)
-            word = str(text).strip()
+            word, joins = wording.from_piece(str(text))
             if not word:
                 continue
             start = piece.offset_ms + round(float(start_s) * 1000)
             end = max(start, piece.offset_ms + round(float(end_s) * 1000))
-            out.append(TimedWord(max(0, start), max(0, end), word, piece.user_id))
+            out.append(
+                TimedWord(
+                    max(0, start), max(0, end), word, piece.user_id, joins if spaced else None
+                )
+            )
     out.sort(key=lambda w: (w.start_ms, w.end_ms, w.user_id))
     return out
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.speech import webvtt
+from junto.speech import words as wording
 from junto.storage.tables import (
     Conversation,
     ConversationMedia,
@@ -73,9 +74,19 @@ def segment_json(seg: TranscriptSegment, people: dict[int, User]) -> dict[str, A
         "start_ms": seg.start_ms,
         "end_ms": seg.end_ms,
         "text": seg.text,
-        "words": json.loads(seg.words),
+        "words": words_json(json.loads(seg.words)),
         "edited": bool(seg.edited),
     }
+
+
+def words_json(entries: list[list[Any]]) -> list[list[Any]]:
+    """[[start_ms, end_ms, word, joins], ...]: `joins` as stored, or by the rules for segments
+    stored before it was (junto.speech.words)."""
+    kept = [e for e in entries if str(e[2]).strip()]
+    return [
+        [int(e[0]), int(e[1]), str(e[2]).strip(), joins]
+        for e, joins in zip(kept, wording.flags(kept), strict=True)
+    ]
 
 
 async def segment_rows(db: AsyncSession, conversation_id: int) -> Sequence[TranscriptSegment]:

@@ -223,11 +223,13 @@ def _knowledge_view(k: Knowledge, people: dict[int, User]) -> dict[str, Any]:
 def _segment(seg: dict[str, Any], people: dict[int, User]) -> dict[str, Any]:
     speaker = seg["speaker"]
     user = people.get(speaker["id"]) if speaker else None
-    words = [(int(w[0]), int(w[1]), str(w[2])) for w in seg["words"] if str(w[2]).strip()]
+    # (start, end, text, joins): a word that continues the one before (",500" after "4") is
+    # shown without a space in front (store.words_json, junto.speech.words).
+    words = [(int(w[0]), int(w[1]), str(w[2]), bool(w[3])) for w in seg["words"]]
     if not words and seg["text"].strip():
         # No word times (should not happen): the segment's words all at its start, still
         # seekable and selectable as the DOM contract wants.
-        words = [(seg["start_ms"], seg["end_ms"], w) for w in seg["text"].split()]
+        words = [(seg["start_ms"], seg["end_ms"], w, False) for w in seg["text"].split()]
     return {
         "seq": seg["seq"],
         "start_ms": seg["start_ms"],

@@ -46,7 +46,10 @@ class SegmentOut(BaseModel):
     start_ms: int = Field(description="Milliseconds since the conversation went live.")
     end_ms: int
     text: str
-    words: list[tuple[int, int, str]] = Field(description="[start_ms, end_ms, word] per word.")
+    words: list[tuple[int, int, str, bool]] = Field(
+        description="[start_ms, end_ms, word, joins] per word; joins: the word continues the one "
+        'before with no space ("4" then ",500" reads "4,500").'
+    )
     edited: bool = Field(description="A host has corrected this segment.")
 
 
