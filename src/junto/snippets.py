@@ -34,11 +34,11 @@ from junto.config import Settings
 from junto.conversations import ConversationError
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.jobs.queue import enqueue
-from junto.speech.words import join_words, stored_flag
 from junto.storage.tables import (
     Conversation,
     ConversationState,
     MediaConsent,
+    SearchPassage,
     Snippet,
     User,
     Visibility,
@@ -67,10 +67,31 @@ async def words_of(db: AsyncSession, conversation_id: int) -> list[Word]:
     """Every word of the transcript as it is now (with corrections), in time order."""
     out: list[Word] = []
     for seg in await store.segment_rows(db, conversation_id):
-        for start, end, text, *rest in json.loads(seg.words or "[]"):
-            out.append(Word(int(start), int(end), str(text), seg.user_id, stored_flag(rest, 0)))
+        for start, end, text, *_ in json.loads(seg.words or "[]"):
+            out.append(Word(int(start), int(end), str(text), seg.user_id))
     out.sort(key=lambda w: (w.start_ms, w.end_ms))
     return out
+
+
+def _inside(words: list[Word], start_ms: int, end_ms: int) -> list[int]:
+    """Indexes of the words in [start_ms, end_ms); a word squeezed to no length (see `snap`)
+    is inside when it sits at the start."""
+    return [
+        i
+        for i, w in enumerate(words)
+        if max(w.end_ms, w.start_ms + 1) > start_ms and w.start_ms < end_ms
+    ]
+
+
+def words_in(words: list[Word], snippet: Snippet) -> list[Word]:
+    """The words a snippet holds: those inside its (snapped, padded) range. Padding stops
+    short of the neighbouring words, so they are never counted in."""
+    return [words[i] for i in _inside(words, snippet.start_ms, snippet.end_ms)]
+
+
+def _joined(words: list[Word]) -> str:
+    """A snippet's text from its words, as `create` writes it."""
+    return " ".join(w.text.strip() for w in words)
 
 
 @dataclass(frozen=True)
@@ -85,12 +106,7 @@ def snap(words: list[Word], start_ms: int, end_ms: int, pad_ms: int = PAD_MS) ->
     word is. Recognisers place word edges a little early or late (Whisper by up to a few hundred
     ms), so the clip gets up to `pad_ms` on each side, but never past the middle of the pause
     to a neighbouring word, so the neighbours are not heard."""
-    # A word squeezed to no length (see below) is inside when it sits at the start.
-    inside = [
-        i
-        for i, w in enumerate(words)
-        if max(w.end_ms, w.start_ms + 1) > start_ms and w.start_ms < end_ms
-    ]
+    inside = _inside(words, start_ms, end_ms)
     if not inside:
         return None
     first, last = words[inside[0]], words[inside[-1]]
@@ -214,7 +230,7 @@ async def create(
         start_ms, end_ms, chosen = snapped.start_ms, min(snapped.end_ms, duration_ms), snapped.words
     if admit is not None:
         admit()
-    text = join_words((w.text, w.joins) for w in chosen)
+    text = " ".join(w.text.strip() for w in chosen)
     speakers = list(dict.fromkeys(w.user_id for w in chosen if w.user_id is not None))
     snippet = Snippet(
         slug=await convs.unused_slug(db, Snippet.slug),
@@ -282,6 +298,65 @@ async def remove(db: AsyncSession, settings: Settings, snippet: Snippet) -> None
     await db.commit()
     target = settings.data_dir / folder(slug)
     await asyncio.to_thread(shutil.rmtree, target, True)
+
+
+# ---- following corrections ----------------------------------------------------------------------
+
+
+async def follow_correction(
+    db: AsyncSession, conversation_id: int, start_ms: int, end_ms: int
+) -> list[Snippet]:
+    """Carry a transcript correction of [start_ms, end_ms] into every snippet overlapping it,
+    in the caller's transaction (the caller commits).
+
+    A correction may remove a private detail on purpose, so the old words must not outlive
+    it anywhere: each snippet's text, its title when it was the default one (made from the
+    text) and its speakers are re-made from the corrected words; its search passage goes now,
+    and a queued `search.index` re-makes it and rewrites the captions file on disk (the
+    captions route renders from the database meanwhile, see `captions_text`)."""
+    found = await db.scalars(
+        select(Snippet).where(
+            Snippet.conversation_id == conversation_id,
+            Snippet.start_ms < end_ms,
+            Snippet.end_ms > start_ms,
+        )
+    )
+    affected = list(found)
+    if not affected:
+        return []
+    words = await words_of(db, conversation_id)
+    for snippet in affected:
+        chosen = words_in(words, snippet)
+        was_default = snippet.title == _default_title(snippet.text)
+        snippet.text = _joined(chosen)
+        if was_default:
+            snippet.title = _default_title(snippet.text)
+        heard = dict.fromkeys(w.user_id for w in chosen if w.user_id is not None)
+        snippet.speakers = json.dumps(list(heard))
+        await enqueue(
+            db, "search.index", {"snippet_id": snippet.id}, conversation_id=conversation_id
+        )
+    await db.execute(
+        delete(SearchPassage).where(SearchPassage.snippet_id.in_([s.id for s in affected]))
+    )
+    await db.flush()
+    return affected
+
+
+async def captions_text(db: AsyncSession, snippet: Snippet) -> str:
+    """The snippet's WebVTT from the transcript as it is now (with corrections)."""
+    words = words_in(await words_of(db, snippet.conversation_id), snippet)
+    return clips.captions_vtt(words, snippet.start_ms, snippet.end_ms)
+
+
+async def write_captions(db: AsyncSession, data_dir: Path, snippet: Snippet) -> None:
+    """Rewrite a ready snippet's captions file from the transcript as it is now: the route
+    renders from the database, the file is for people who copy the data dir."""
+    if snippet.state != READY:
+        return
+    text = await captions_text(db, snippet)
+    target = store.inside_data_dir(data_dir, f"{folder(snippet.slug)}/{clips.CAPTIONS_NAME}")
+    await asyncio.to_thread(target.write_text, text, "utf-8")
 
 
 # ---- reading ------------------------------------------------------------------------------------

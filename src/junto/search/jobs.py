@@ -1,10 +1,12 @@
 """`search.index`: {"conversation_id"} re-cuts a conversation's passages, {"snippet_id"} one
-snippet's. A target that no longer exists loses its passages (the job then succeeds)."""
+snippet's (and rewrites its captions file from the transcript as it is now). A target that no
+longer exists loses its passages (the job then succeeds)."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete
 
+from junto import snippets
 from junto.jobs.context import JobContext, JobFailed
 from junto.search import passages as ps
 from junto.storage.tables import Conversation, SearchPassage, Snippet
@@ -54,6 +56,9 @@ async def _snippet(ctx: JobContext, snippet_id: int) -> None:
             await db.commit()
             await ctx.progress(1.0, "the snippet is gone; its passage was removed")
             return
+        # The snippet's words may have been corrected since its files were cut
+        # (junto.snippets.follow_correction queues this job): its captions follow too.
+        await snippets.write_captions(db, ctx.settings.data_dir, snippet)
         passage = ps.snippet_passage(snippet)
         language = conv.language
     vector = await ps.embed([passage.text])

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.knowledge.embeddings import get_embedder
 from junto.knowledge.sentences import Sentence, segments_from_rows, split
-from junto.speech.words import join_words
 from junto.storage.tables import Conversation, SearchPassage, Snippet, TranscriptSegment
 
 MAX_SENTENCES = 3
@@ -41,7 +40,7 @@ def cut(sentences: Sequence[Sentence]) -> list[Passage]:
 
     def flush() -> None:
         if run:
-            text = join_words((s.text, None) for s in run)  # "4" | ",500" cut at MAX_WORDS
+            text = " ".join(s.text for s in run)
             out.append(Passage(text, run[0].start_ms, run[-1].end_ms, run[0].speaker_id))
             run.clear()
 
@@ -102,6 +101,21 @@ async def replace_conversation(
                 embedding=blob,
             )
         )
+
+
+async def forget_span(db: AsyncSession, conversation_id: int, start_ms: int, end_ms: int) -> None:
+    """Remove the conversation's passages overlapping [start_ms, end_ms] (a corrected segment),
+    in the caller's transaction, so that words a correction removed are not found while the
+    queued `search.index` re-cuts them. The keyword index follows by itself (FTS5 triggers,
+    generated tsvector); the vector index drops deleted ids when it joins candidates back."""
+    await db.execute(
+        delete(SearchPassage).where(
+            SearchPassage.conversation_id == conversation_id,
+            SearchPassage.snippet_id.is_(None),
+            SearchPassage.start_ms <= end_ms,
+            SearchPassage.end_ms >= start_ms,
+        )
+    )
 
 
 def snippet_passage(snippet: Snippet) -> Passage:

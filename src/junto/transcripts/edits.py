@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations as convs
-from junto import processing
+from junto import processing, snippets
 from junto.conversations import ConversationError
+from junto.search import passages
 from junto.storage.tables import (
     Conversation,
     Participant,
@@ -60,13 +61,9 @@ def retime(words: list[list[Any]], start_ms: int, end_ms: int, text: str) -> lis
 
     Same count: word i keeps word i's timing. Otherwise the segment's span is shared out in
     proportion to each new word's length (long words take longer to say)."""
-    # Each whitespace-separated token of a person's text is a word of its own (joins: False,
-    # see junto.speech.words): they typed "$4,500" as one.
     new = text.split()
     if len(new) == len(words):
-        return [
-            [int(old[0]), int(old[1]), word, False] for old, word in zip(words, new, strict=True)
-        ]
+        return [[int(old[0]), int(old[1]), word] for old, word in zip(words, new, strict=True)]
     span = max(0, end_ms - start_ms)
     total = sum(len(w) for w in new)
     out: list[list[Any]] = []
@@ -74,7 +71,7 @@ def retime(words: list[list[Any]], start_ms: int, end_ms: int, text: str) -> lis
     for word in new:
         begin = start_ms + span * used // total
         used += len(word)
-        out.append([begin, start_ms + span * used // total, word, False])
+        out.append([begin, start_ms + span * used // total, word])
     return out
 
 
@@ -171,6 +168,10 @@ async def edit_segment(
     await db.execute(
         update(Transcript).where(Transcript.conversation_id == conv.id).values(updated_at=now)
     )
+    # In the same transaction: the words a correction removes (perhaps a private detail) leave
+    # the snippets cut from this segment and the search index the moment the correction lands.
+    await snippets.follow_correction(db, conv.id, seg.start_ms, seg.end_ms)
+    await passages.forget_span(db, conv.id, seg.start_ms, seg.end_ms)
     await processing.after_transcript(db, conv.id, delay_s=processing.EDIT_SETTLE_S)
     await db.commit()
     await db.refresh(seg)

@@ -153,12 +153,17 @@ async def oembed(
 
 
 @router.get("/s/{slug}/captions.vtt")
-async def snippet_captions(request: Request, slug: str, db: DbDep, node: NodeDep) -> Response:
+async def snippet_captions(request: Request, slug: str, db: DbDep) -> Response:
+    """Rendered from the transcript as it is now, not read from the file cut with the clip: a
+    correction (which may remove a private detail) shows at once, not after a job has run."""
     found = await _visible(request, db, slug)
     if found is None or found[0].state != snippets.READY:
         return _not_found("no such snippet")
-    relative = f"{snippets.folder(found[0].slug)}/{clips.CAPTIONS_NAME}"
-    return stored_file(node.settings.data_dir, relative, "text/vtt; charset=utf-8", f"{slug}.vtt")
+    return Response(
+        await snippets.captions_text(db, found[0]),
+        media_type="text/vtt; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="{found[0].slug}.vtt"'},
+    )
 
 
 @router.get("/s/{slug}/{name}")
