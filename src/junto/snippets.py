@@ -34,6 +34,7 @@ from junto.config import Settings
 from junto.conversations import ConversationError
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.jobs.queue import enqueue
+from junto.speech.words import join_words, stored_flag
 from junto.storage.tables import (
     Conversation,
     ConversationState,
@@ -67,8 +68,8 @@ async def words_of(db: AsyncSession, conversation_id: int) -> list[Word]:
     """Every word of the transcript as it is now (with corrections), in time order."""
     out: list[Word] = []
     for seg in await store.segment_rows(db, conversation_id):
-        for start, end, text, *_ in json.loads(seg.words or "[]"):
-            out.append(Word(int(start), int(end), str(text), seg.user_id))
+        for start, end, text, *rest in json.loads(seg.words or "[]"):
+            out.append(Word(int(start), int(end), str(text), seg.user_id, stored_flag(rest, 0)))
     out.sort(key=lambda w: (w.start_ms, w.end_ms))
     return out
 
@@ -91,7 +92,7 @@ def words_in(words: list[Word], snippet: Snippet) -> list[Word]:
 
 def _joined(words: list[Word]) -> str:
     """A snippet's text from its words, as `create` writes it."""
-    return " ".join(w.text.strip() for w in words)
+    return join_words((w.text, w.joins) for w in words)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ async def create(
         start_ms, end_ms, chosen = snapped.start_ms, min(snapped.end_ms, duration_ms), snapped.words
     if admit is not None:
         admit()
-    text = " ".join(w.text.strip() for w in chosen)
+    text = join_words((w.text, w.joins) for w in chosen)
     speakers = list(dict.fromkeys(w.user_id for w in chosen if w.user_id is not None))
     snippet = Snippet(
         slug=await convs.unused_slug(db, Snippet.slug),

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.knowledge.embeddings import get_embedder
 from junto.knowledge.sentences import Sentence, segments_from_rows, split
+from junto.speech.words import join_words
 from junto.storage.tables import Conversation, SearchPassage, Snippet, TranscriptSegment
 
 MAX_SENTENCES = 3
@@ -40,7 +41,7 @@ def cut(sentences: Sequence[Sentence]) -> list[Passage]:
 
     def flush() -> None:
         if run:
-            text = " ".join(s.text for s in run)
+            text = join_words((s.text, None) for s in run)  # "4" | ",500" cut at MAX_WORDS
             out.append(Passage(text, run[0].start_ms, run[-1].end_ms, run[0].speaker_id))
             run.clear()
 

@@ -61,9 +61,13 @@ def retime(words: list[list[Any]], start_ms: int, end_ms: int, text: str) -> lis
 
     Same count: word i keeps word i's timing. Otherwise the segment's span is shared out in
     proportion to each new word's length (long words take longer to say)."""
+    # Each whitespace-separated token of a person's text is a word of its own (joins: False,
+    # see junto.speech.words): they typed "$4,500" as one.
     new = text.split()
     if len(new) == len(words):
-        return [[int(old[0]), int(old[1]), word] for old, word in zip(words, new, strict=True)]
+        return [
+            [int(old[0]), int(old[1]), word, False] for old, word in zip(words, new, strict=True)
+        ]
     span = max(0, end_ms - start_ms)
     total = sum(len(w) for w in new)
     out: list[list[Any]] = []
@@ -71,7 +75,7 @@ def retime(words: list[list[Any]], start_ms: int, end_ms: int, text: str) -> lis
     for word in new:
         begin = start_ms + span * used // total
         used += len(word)
-        out.append([begin, start_ms + span * used // total, word])
+        out.append([begin, start_ms + span * used // total, word, False])
     return out
 
 
