@@ -108,7 +108,9 @@ async def test_search_finds_words_meanings_and_respects_filters(
                                 when("Now we have") + 5000,
                                 "Now we have gardens beside the river.")  # fmt: skip
     found = await search(reader, q="swimming summer")
-    hit = next(h for h in found["results"][:3] if h["snippet"] == snippet.slug)
+    hits = [h for h in found["results"][:3] if h["snippet"] == snippet.slug]
+    assert hits, [(h["text"], h["score"], h["snippet"]) for h in found["results"][:5]]
+    hit = hits[0]
     assert hit["url"] == f"/s/{snippet.slug}" and hit["snippet_title"] == "Swimming in summer"
 
     # The page renders the same results, escaped and marked, without JavaScript.

@@ -17,10 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 24
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-# Words so common they would match most passages (and make OR queries slow) and say nothing.
+# Words that say nothing about what a passage is about, so they never decide a ranking or get
+# marked (issue 13: "should" won the keyword ranking): PostgreSQL's english list (Snowball's,
+# tsearch_data/english.stop, which its 'english' config drops anyway), the modal verbs it lacks
+# and the fillers of speech that Whisper writes down. A query of nothing else keeps them.
 STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have i in is it its of on or so that the "
-    "their them they this to was we were what when where which who will with you your".split()
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom this
+    that these those am is are was were be been being have has had having do does did doing a an
+    the and but if or because as until while of at by for with about against between into through
+    during before after above below to from up down in out on off over under again further then
+    once here there when where why how all any both each few more most other some such no nor not
+    only own same so than too very s t can will just don should now
+    would could shall might must ll ve re d m um uh er erm ah oh okay ok yeah hmm mm gonna wanna
+    gotta""".split()
 )
 
 

@@ -43,7 +43,10 @@ class SearchHitOut(BaseModel):
     started_at: str | None
     snippet: str | None = Field(None, description="The snippet's slug if the hit is a snippet.")
     snippet_title: str | None = None
-    score: float = Field(description="Fused relevance (reciprocal-rank fusion), higher first.")
+    score: float = Field(
+        description="Relevance: half the cosine of meaning, half the share of the query's words "
+        "held (a sound-alike counts 0.7); higher first."
+    )
 
 
 class SearchOut(BaseModel):
