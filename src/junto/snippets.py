@@ -231,7 +231,7 @@ async def create(
         start_ms, end_ms, chosen = snapped.start_ms, min(snapped.end_ms, duration_ms), snapped.words
     if admit is not None:
         admit()
-    text = join_words((w.text, w.joins) for w in chosen)
+    text = _joined(chosen)
     speakers = list(dict.fromkeys(w.user_id for w in chosen if w.user_id is not None))
     snippet = Snippet(
         slug=await convs.unused_slug(db, Snippet.slug),
