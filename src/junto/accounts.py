@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import secrets
-import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto import user_text
 from junto.storage.tables import PasswordReset, Session, User
 from junto.storage.types import utcnow
 
@@ -55,8 +55,6 @@ PALETTE: tuple[str, ...] = (
 
 _USERNAME_RE = re.compile(r"[a-z0-9_]+")
 _COLOUR_RE = re.compile(r"#[0-9a-fA-F]{6}")
-# Bidi overrides/isolates can make a name render as someone else's (CVE-2021-42574 style).
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 _T = TypeVar("_T")
 
@@ -102,13 +100,6 @@ def check_password(password: str, username: str | None = None) -> None:
         raise AccountError("password must not be the same as the username")
 
 
-def _has_control(text: str, allow: str = "") -> bool:
-    return any(
-        (unicodedata.category(ch) in {"Cc", "Zl", "Zp"} and ch not in allow) or ch in _BIDI_CONTROLS
-        for ch in text
-    )
-
-
 def clean_display_name(raw: str) -> str:
     name = raw.strip()
     if not name:
@@ -117,8 +108,9 @@ def clean_display_name(raw: str) -> str:
         raise AccountError(
             f"display name must be at most {DISPLAY_NAME_MAX} characters, got {len(name)}"
         )
-    if _has_control(name):
-        raise AccountError("display name must not contain control characters")
+    # Bidi overrides can make a name render as someone else's (junto.user_text).
+    if problem := user_text.unfit_character(name):
+        raise AccountError(f"display name {problem}")
     return name
 
 
@@ -126,8 +118,8 @@ def clean_bio(raw: str) -> str:
     bio = raw.strip()
     if len(bio) > BIO_MAX:
         raise AccountError(f"bio must be at most {BIO_MAX} characters, got {len(bio)}")
-    if _has_control(bio, allow="\n\t"):
-        raise AccountError("bio must not contain control characters")
+    if problem := user_text.unfit_character(bio, allow="\n\t"):
+        raise AccountError(f"bio {problem}")
     return bio.replace("\r\n", "\n")
 
 

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from junto import user_text
 from junto.storage.tables import Visibility
 
 MAX_TAGS = 10
@@ -74,16 +75,12 @@ def normalise_language(raw: str) -> str:
 
 
 def _no_control_characters(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("a title must be a single line without control characters")
-    return value
+    return user_text.check(value, "the title")  # one line: no line breaks either
 
 
 def _description_text(value: str) -> str:
     # Newlines and tabs are fine in a description; other control characters are not text.
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in value):
-        raise ValueError("the description contains control characters")
-    return value
+    return user_text.check(value, "the description", allow="\n\r\t")
 
 
 Title = Annotated[

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from junto import clips
+from junto import clips, user_text
 from junto import conversations as convs
 from junto.clips import Word
 from junto.config import Settings
@@ -132,8 +132,13 @@ def clean_title(title: str | None) -> str | None:
     title = title.strip()
     if len(title) > TITLE_MAX:
         raise _bad(f"the title is longer than {TITLE_MAX} characters", "title")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in title):
-        raise _bad("the title may not contain control characters or line breaks", "title")
+    problem = user_text.unfit_character(title)
+    if problem is not None:
+        raise _bad(f"the title {problem}", "title")
+    # Stricter than other text: no format characters at all (zero-width spaces and joiners),
+    # as a clip's title is shown alone, in players and link previews of other sites.
+    if any(unicodedata.category(c) == "Cf" for c in title):
+        raise _bad("the title may not contain invisible format characters", "title")
     return title or None
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto import user_text
 from junto.accounts import person
 from junto.conversations import iso
 from junto.realtime import log as room_log
@@ -207,6 +208,9 @@ def _clean_body(raw: str, limit: int) -> str:
     body = clean_text(raw)
     if not body:
         raise ActionError("bad_message", "body: expected some text, got only whitespace")
+    problem = user_text.unfit_character(body, allow="\n")  # what clean_text cannot drop
+    if problem is not None:
+        raise ActionError("bad_message", f"body: {problem}")
     if len(body) > limit:
         raise ActionError(
             "too_large", f"body: expected at most {limit} characters, got {len(body)}"

@@ -36,12 +36,17 @@ class Extracted:
 def clean_text(raw: str) -> str:
     """Normalise to NFC, drop control characters (newlines stay, tabs become spaces), trim.
 
+    Bidirectional controls are not dropped but refused by the caller (`junto.user_text`), as
+    in every other text people write: silently removing them could change what a line says.
+
     NFC makes visually identical text compare and count equally; control characters can hide
     or reorder text in terminals and logs, and have no place in a chat line. Lone surrogates
     (JSON allows "\\ud800") are not text either: UTF-8 encoders and PostgreSQL refuse them.
     """
     text = unicodedata.normalize("NFC", raw)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    # U+2028/U+2029 are line breaks in disguise (junto.user_text refuses them): make them real.
+    text = text.replace("\u2028", "\n").replace("\u2029", "\n")
     text = "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) not in _DROP)
     return text.strip()
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations as convs
-from junto import processing, snippets
+from junto import processing, snippets, user_text
 from junto.conversations import ConversationError
 from junto.search import passages
 from junto.storage.tables import (
@@ -43,12 +42,11 @@ def clean_text(text: str) -> str:
         raise _invalid("text", "the text must not be empty")
     if len(text) > TEXT_MAX:
         raise _invalid("text", f"the text must be at most {TEXT_MAX} characters, got {len(text)}")
-    for ch in text:
-        # Cc (control characters) would corrupt captions and copy-paste; newline is allowed.
-        if ch != "\n" and unicodedata.category(ch) == "Cc":
-            raise _invalid(
-                "text", f"the text must not contain control characters (found U+{ord(ch):04X})"
-            )
+    # Control characters would corrupt captions and copy-paste, bidi controls would disguise
+    # what was said (junto.user_text); newline is allowed.
+    problem = user_text.unfit_character(text, allow="\n")
+    if problem is not None:
+        raise _invalid("text", f"the text {problem}")
     return text
 
 
