@@ -130,7 +130,8 @@ async def search(
     if filters.topic:
         rows = await _topic_filter(db, rows, filters.topic)
     terms = lexical.query_terms(query)
-    scored = _score(rows, terms, vector if semantic_ok else None, {p for p, _ in kw})
+    scored = _score(rows, terms, vector if semantic_ok else None, {p for p, _ in kw},
+                    keyword_full=len(kw) >= pool)  # fmt: skip
     # Ties (no model, or equal scores): the keyword index's order, then the newest.
     kw_rank = {pid: i for i, (pid, _) in enumerate(kw)}
     scored.sort(key=lambda x: (-x[1], kw_rank.get(x[0].id, len(kw_rank)), -x[0].id))
@@ -144,30 +145,51 @@ async def search(
     return Results(len(scored), page, semantic_ok)
 
 
+# Sound-alikes are looked for only among the passages nearest in meaning: a misheard word is
+# rescued by a meaning that agrees, and the check costs ~10 us a passage.
+SOUND_CHECK = 30
+
+
 def _score(
-    rows: list[Row], terms: list[lexical.Term], vector: np.ndarray | None, keyword_ids: set[int]
+    rows: list[Row],
+    terms: list[lexical.Term],
+    vector: np.ndarray | None,
+    keyword_ids: set[int],
+    keyword_full: bool,
 ) -> list[tuple[Row, float]]:
     """(row, score) of the rows worth showing (module docstring)."""
+    cosines = _cosines(rows, vector)
+    near = np.argsort(-cosines)[:SOUND_CHECK]
+    sound_rows = {int(i) for i in near if cosines[i] >= SOUND_MIN_COSINE}
     out: list[tuple[Row, float]] = []
-    q = None if vector is None or vector.size != DIM else np.asarray(vector, np.float32)
-    for r in rows:
-        cos = _cosine(r.embedding, q)
-        m = lexical.match(r.text, terms)
-        if (
-            cos >= MIN_COSINE
-            or m.words > 0
-            or r.id in keyword_ids
-            or (m.sounds > 0 and cos >= SOUND_MIN_COSINE)
-        ):
-            out.append((r, W_SEMANTIC * cos + W_WORDS * m.coverage))
+    for i, r in enumerate(rows):
+        cos = float(cosines[i])
+        # A passage the keyword side did not return holds none of the words, unless that side
+        # stopped at its limit: then it is checked like the others.
+        if r.id in keyword_ids or keyword_full or i in sound_rows:
+            words, sounds = lexical.shares(r.text, terms, by_sound=i in sound_rows)
+        else:
+            words, sounds = 0.0, 0.0
+        if cos >= MIN_COSINE or words > 0 or r.id in keyword_ids or sounds > 0:
+            coverage = words + lexical.SOUND_CREDIT * sounds
+            out.append((r, W_SEMANTIC * cos + W_WORDS * coverage))
     return out
 
 
-def _cosine(blob: bytes | None, q: np.ndarray | None) -> float:
-    # Passages are stored as unit float16 vectors: the dot product is the cosine.
-    if q is None or blob is None or len(blob) != DIM * 2:
-        return 0.0
-    return float(np.frombuffer(blob, dtype="<f2").astype(np.float32) @ q)
+def _cosines(rows: list[Row], vector: np.ndarray | None) -> np.ndarray:
+    """Each row's cosine to the query (0 without a model or an embedding). Passages are stored
+    as unit float16 vectors, so it is a dot product: one for all rows."""
+    out = np.zeros(len(rows), dtype=np.float32)
+    if vector is None or vector.size != DIM:
+        return out
+    have = [
+        i for i, r in enumerate(rows) if r.embedding is not None and len(r.embedding) == DIM * 2
+    ]
+    if have:
+        blob = b"".join(rows[i].embedding or b"" for i in have)
+        matrix = np.frombuffer(blob, dtype="<f2").reshape(len(have), DIM).astype(np.float32)
+        out[have] = matrix @ np.asarray(vector, dtype=np.float32)
+    return out
 
 
 async def _embed(query: str) -> np.ndarray | None:
