@@ -8,15 +8,24 @@ A new or corrected transcript queues what is learnt from it: the knowledge (summ
 items, topics) and the search index. Those jobs read the transcript when they run, so a job
 still queued already covers a newer correction; a running one may have read the old text, so
 then another is queued.
+
+Workers take this work in priority order (junto.jobs.registry): the transcript, then knowledge
+and search, then the composite video. `run_order` and `checklist` tell people the same: the
+processing panel lists jobs in the order they ran and will run, and the review page's checklist
+says for each result whether it is ready, being made, waiting its turn, failed or not coming.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.jobs import queue
-from junto.storage.tables import Job, JobState
+from junto.storage.tables import Job, JobState, SearchPassage
+from junto.storage.types import utcnow
 
 AFTER_END_KINDS = ("transcript.build", "composite.render")
 
@@ -52,3 +61,92 @@ async def after_transcript(db: AsyncSession, conversation_id: int, *, delay_s: f
         )
         if waiting is None:
             await queue.enqueue(db, kind, payload, conversation_id=conversation_id, delay_s=delay_s)
+
+
+# ---- what is still coming -----------------------------------------------------------------------
+
+TRANSCRIPT_KINDS = ("recording.finalize", "transcript.track", "transcript.build")
+TRANSCRIPT, KNOWLEDGE, SEARCH, VIDEO = "Transcript", "Summary and chapters", "Search", "Video"
+# The review page's checklist, in the order workers run the work (junto.jobs.registry).
+STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (TRANSCRIPT, TRANSCRIPT_KINDS),
+    (KNOWLEDGE, ("knowledge.extract",)),
+    (SEARCH, ("search.index",)),
+    (VIDEO, ("composite.render",)),
+)
+# Queued by the transcript build (after_transcript): coming while the transcript is.
+_AFTER_TRANSCRIPT_STEPS = (KNOWLEDGE, SEARCH)
+_FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+
+
+def run_order(jobs: Iterable[Job], now: datetime | None = None) -> list[Job]:
+    """`jobs` in the order they ran and will run: finished ones as they finished, running ones
+    as they started, then queued ones as workers will claim them (priority, then when due,
+    then age: junto.jobs.queue.claim)."""
+    at = now or utcnow()
+
+    def key(job: Job) -> tuple[int, int, datetime, int]:
+        if job.state in _FINISHED:
+            return (0, 0, job.finished_at or job.updated_at, job.id)
+        if job.state == JobState.RUNNING:
+            return (1, 0, job.started_at or job.updated_at, job.id)
+        return (2, job.priority, max(job.run_after, at), job.id)
+
+    return sorted(jobs, key=key)
+
+
+def _step_jobs(jobs: Sequence[Job], kinds: tuple[str, ...]) -> list[Job]:
+    # A snippet's own search.index job (payload {"snippet_id"}) is not the conversation's.
+    return [j for j in jobs if j.kind in kinds and "snippet_id" not in queue.payload_of(j)]
+
+
+def _step_state(jobs: Sequence[Job], made: bool) -> str:
+    states = {j.state for j in jobs}
+    if states & {JobState.RUNNING, JobState.QUEUED}:
+        if made:
+            return "updating"
+        return "running" if JobState.RUNNING in states else "waiting"
+    if made:
+        return "ready"
+    latest = {j.kind: j for j in jobs}  # jobs come oldest first: the last one of each kind
+    if any(j.state == JobState.FAILED for j in latest.values()):
+        return "failed"
+    return "missing"
+
+
+async def indexed(db: AsyncSession, conversation_id: int) -> bool:
+    """True when search can find the conversation (its passages are stored)."""
+    found = await db.scalar(
+        select(SearchPassage.id)
+        .where(SearchPassage.conversation_id == conversation_id, SearchPassage.snippet_id.is_(None))
+        .limit(1)
+    )
+    return found is not None
+
+
+async def checklist(
+    db: AsyncSession, conversation_id: int, made: Mapping[str, bool]
+) -> list[tuple[str, str]]:
+    """(step, state) for each of STEPS, in the order they run. `made`: which results exist
+    (by step name). States: "ready"; "updating" (ready, and being made again after a
+    correction); "running" (a worker is on it); "waiting" (queued, or queued as soon as the
+    transcript is built); "failed" (its last job failed: hosts can retry it); "missing"
+    (nothing is coming: nothing was recorded, or the step is not done on this node)."""
+    rows = await db.scalars(
+        select(Job).where(Job.conversation_id == conversation_id).order_by(Job.id)
+    )
+    jobs = list(rows)
+    out: list[tuple[str, str]] = []
+    transcript_state = "missing"
+    for step, kinds in STEPS:
+        state = _step_state(_step_jobs(jobs, kinds), made.get(step, False))
+        if step == TRANSCRIPT:
+            transcript_state = state
+        elif (
+            step in _AFTER_TRANSCRIPT_STEPS
+            and state == "missing"
+            and transcript_state in ("running", "waiting")
+        ):
+            state = "waiting"
+        out.append((step, state))
+    return out

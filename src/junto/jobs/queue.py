@@ -5,6 +5,10 @@ that the worker renews while it works. A worker that dies stops renewing, and on
 expired any worker may claim the job again. A handler's outcome moves the job to `succeeded`,
 back to `queued` (a retry after backoff, or a wait that is not an attempt), or to `failed`.
 
+Ready jobs are claimed in (priority, id) order: lowest priority first (set from the job's kind,
+junto.jobs.registry.PRIORITIES), oldest first among equals. A running job is never preempted;
+a more urgent job simply goes to the next worker that asks.
+
 Functions that take an `AsyncSession` leave committing to the caller, so a job can be queued in
 the same transaction as the change that calls for it. Functions that take an
 `async_sessionmaker` are the worker's side: each runs and commits its own short transaction,
@@ -23,6 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from junto.jobs.registry import priority_of
 from junto.storage.tables import Job, JobState
 from junto.storage.types import utcnow
 
@@ -95,6 +100,7 @@ async def enqueue(
     now = utcnow()
     job = Job(
         kind=kind,
+        priority=priority_of(kind),
         payload=body,
         conversation_id=conversation_id,
         state=JobState.QUEUED,
@@ -138,6 +144,26 @@ async def retry(db: AsyncSession, job_id: int) -> Job:
     job.updated_at = now
     await db.flush()
     return job
+
+
+async def wake(db: AsyncSession, kind: str, conversation_id: int) -> int:
+    """Make the conversation's queued jobs of `kind` due now (the caller commits); returns how
+    many. A job that postponed itself to wait for other work (NotReady) is woken by that work
+    when it is done, rather than running late, and meanwhile the next claim may have handed a
+    worker a long job of lower priority (with one worker, the transcript then waited for the
+    whole video render)."""
+    now = utcnow()
+    result = await db.execute(
+        update(Job)
+        .where(
+            Job.kind == kind,
+            Job.conversation_id == conversation_id,
+            Job.state == JobState.QUEUED,
+            Job.run_after > now,
+        )
+        .values(run_after=now, updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def list_jobs(
@@ -241,7 +267,8 @@ async def claim(
     kinds: Collection[str] | None = None,
     lease_s: float = DEFAULT_LEASE_S,
 ) -> Job | None:
-    """Take the oldest ready job (of `kinds`, or any kind) for `worker`, or None.
+    """Take the most urgent ready job (of `kinds`, or any kind) for `worker`, or None: the
+    lowest priority, then the oldest.
 
     Safe with any number of workers in any number of processes: on PostgreSQL the candidate row
     is locked with `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass over each other's rows;
@@ -265,7 +292,7 @@ async def _claim_locking(
             query = (
                 select(Job)
                 .where(or_(_claimable(now), _abandoned(now)))
-                .order_by(Job.id)
+                .order_by(Job.priority, Job.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
@@ -299,7 +326,7 @@ async def _claim_conditional(
         query = (
             select(Job.id, Job.state, Job.attempts, Job.max_attempts)
             .where(or_(_claimable(now), _abandoned(now)))
-            .order_by(Job.id)
+            .order_by(Job.priority, Job.id)
             .limit(8)
         )
         if kinds is not None:

@@ -2,17 +2,24 @@
 
 Handlers are named by dotted path and imported only when a job of their kind runs, so a worker
 does not load Whisper to render a video, and `import junto.jobs` stays cheap for the web side.
+
+Each kind also has a priority: workers claim ready jobs in (priority, id) order (junto.jobs.queue),
+lowest first. After a conversation ends people wait for its transcript first (a couple of seconds
+of work per track), then for what is learnt from it (summary, search); the composite video takes
+about a quarter of the conversation's length to render and comes last. First in, first out made
+a 2-minute conversation's transcript wait about 30 s behind its video (issue 13).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from junto.jobs.context import JobContext
+if TYPE_CHECKING:  # the queue imports this module for priorities; the context imports the queue
+    from junto.jobs.context import JobContext
 
-Handler = Callable[[JobContext], Coroutine[Any, Any, None]]
+Handler = Callable[["JobContext"], Coroutine[Any, Any, None]]
 
 HANDLER_PATHS: dict[str, str] = {
     "recording.finalize": "junto.recording.finalize:run",
@@ -23,7 +30,24 @@ HANDLER_PATHS: dict[str, str] = {
     "search.index": "junto.search.jobs:index",
 }
 
+TRANSCRIPT_PRIORITY = 10
+KNOWLEDGE_PRIORITY = 20
+DEFAULT_PRIORITY = 30  # the composite video, and any kind not listed (a test's, a plugin's)
+PRIORITIES: dict[str, int] = {
+    "recording.finalize": TRANSCRIPT_PRIORITY,
+    "transcript.track": TRANSCRIPT_PRIORITY,
+    "transcript.build": TRANSCRIPT_PRIORITY,
+    "knowledge.extract": KNOWLEDGE_PRIORITY,
+    "search.index": KNOWLEDGE_PRIORITY,
+    "composite.render": DEFAULT_PRIORITY,
+}
+
 _registered: dict[str, Handler] = {}
+
+
+def priority_of(kind: str) -> int:
+    """The priority jobs of `kind` are queued with (lower runs first)."""
+    return PRIORITIES.get(kind, DEFAULT_PRIORITY)
 
 
 class UnknownKind(LookupError):

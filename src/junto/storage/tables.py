@@ -393,10 +393,14 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_ready", "state", "run_after"),
         Index("ix_jobs_conversation", "conversation_id", "id"),
+        # Claiming walks the queued jobs in (priority, id) order (junto.jobs.queue.claim).
+        Index("ix_jobs_claim", "state", "priority", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
+    # Lower runs first: set from the kind when queued (junto.jobs.registry.PRIORITIES).
+    priority: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     conversation_id: Mapped[int | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE")
     )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import processing
 from junto.jobs.context import JobContext, JobFailed, NotReady
-from junto.jobs.queue import enqueue
+from junto.jobs.queue import enqueue, wake
 from junto.speech.offline import Word, transcribe_file
 from junto.storage.tables import (
     Conversation,
@@ -73,7 +73,7 @@ async def transcribe_track(ctx: JobContext) -> None:
             raise NotReady(WAIT_FOR_PIECES_S, f"recording #{recording_id} is still {rec.state}")
         if rec.state == RecordingState.FAILED or rec.path is None:
             raise JobFailed(f"recording #{recording_id} failed: {rec.error or 'no file'}")
-        relative, has_audio = rec.path, rec.has_audio
+        relative, has_audio, conversation_id = rec.path, rec.has_audio, rec.conversation_id
         conv = await db.get(Conversation, rec.conversation_id)
         language = _whisper_language(conv.language if conv is not None else "")
     if not has_audio:
@@ -98,6 +98,7 @@ async def transcribe_track(ctx: JobContext) -> None:
     )
     async with ctx.db() as db:
         await save_track(db, recording_id, model, words)
+        await _wake_build(db, conversation_id, ctx.job_id)
         await db.commit()
     await ctx.progress(1.0, f"{len(words)} words")
 
@@ -115,6 +116,23 @@ async def save_track(db: AsyncSession, recording_id: int, model: str, words: lis
             recording_id=recording_id, model=model, words=json.dumps(data), created_at=utcnow()
         )
     )
+
+
+async def _wake_build(db: AsyncSession, conversation_id: int, this_job: int) -> None:
+    """The last track's words are in: the build, which postponed itself to wait for them
+    (WAIT_FOR_TRACKS_S), runs now instead of after whatever a worker claims meanwhile."""
+    others = await db.scalar(
+        select(Job.id)
+        .where(
+            Job.kind == TRACK_KIND,
+            Job.conversation_id == conversation_id,
+            Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+            Job.id != this_job,
+        )
+        .limit(1)
+    )
+    if others is None:
+        await wake(db, BUILD_KIND, conversation_id)
 
 
 def _piece(word: Word) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations as convs
-from junto import snippets
+from junto import processing, snippets
 from junto.conversations import ConversationError
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.knowledge import store as knowledge_store
@@ -116,16 +116,17 @@ async def conversation_page(
         ],
         can_snip="composite" in media and await snippets.can_create(db, conv, viewer),
         downloads=await downloads(db, conv, view.status == "ready", media, can_manage),
-        checklist=[
-            ("Transcript", _readiness(view.status == "ready", view.status == "processing")),
-            (
-                "Video",
-                _readiness(
-                    "composite" in media, await _job_pending(db, conv.id, "composite.render")
-                ),
-            ),
-            ("Summary and chapters", _readiness(knowledge is not None, knowledge_pending)),
-        ],
+        # In the order the workers run them, each saying what is still coming (processing.py).
+        checklist=await processing.checklist(
+            db,
+            conv.id,
+            {
+                processing.TRANSCRIPT: view.status == "ready",
+                processing.KNOWLEDGE: knowledge is not None,
+                processing.SEARCH: await processing.indexed(db, conv.id),
+                processing.VIDEO: "composite" in media,
+            },
+        ),
         og={
             "title": conv.title,
             "description": description,
@@ -147,11 +148,6 @@ async def load_knowledge(db: AsyncSession, conversation_id: int) -> Knowledge | 
     except Exception:
         log.exception("could not load the knowledge of conversation %s", conversation_id)
         return None
-
-
-def _readiness(ready: bool, pending: bool) -> str:
-    """For the publish checklist: "ready", "pending" (a job is making it) or "missing"."""
-    return "ready" if ready else "pending" if pending else "missing"
 
 
 def _all_moments(k: Knowledge) -> list[Moment]:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations as convs
+from junto import processing
 from junto.conversations import ConversationError
 from junto.jobs import queue
 from junto.storage.tables import Conversation, Job, Recording, User
@@ -115,12 +116,14 @@ def job_out(job: Job, *, full: bool, subject: str | None = None) -> JobOut:
     responses=_errors(404),
 )
 async def list_conversation_jobs(slug: Slug, db: DbDep, user: CurrentUser) -> list[JobOut]:
-    """Oldest first. Unless you manage the conversation, `note` is empty and `subject` and
-    `error` are null; under review (ended, not published) only its reviewers see its jobs."""
+    """In the order the jobs ran and will run: finished, running, then queued in the order
+    workers claim them (the transcript first, then knowledge and search, then the video).
+    Unless you manage the conversation, `note` is empty and `subject` and `error` are null;
+    under review (ended, not published) only its reviewers see its jobs."""
     conv = await visible_record(db, slug, user)
+    jobs = processing.run_order(await queue.list_jobs(db, conversation_id=conv.id))
     if not await convs.can_manage(db, conv, user):
-        return [job_out(j, full=False) for j in await queue.list_jobs(db, conversation_id=conv.id)]
-    jobs = await queue.list_jobs(db, conversation_id=conv.id)
+        return [job_out(j, full=False) for j in jobs]
     subjects = await _subjects(db, jobs)
     return [job_out(j, full=True, subject=subjects.get(j.id)) for j in jobs]
 
