@@ -7,9 +7,12 @@
   gap; a deep valley is a change of topic. Each chapter is titled by its best keyphrase.
 - Topics: YAKE's statistical keyphrases, re-ranked by how close each is to the conversation's
   meaning (embeddings), again with MMR for variety.
-- Questions, decisions and action items: cue phrases (listed below), attributed to the speaker;
-  an action item's owner is the speaker for "I will ...", the named participant for
-  "<Name> will ..." / "<Name>, can you ...".
+- Questions, decisions and action items: a classifier per kind over each sentence and its
+  neighbours (junto.knowledge.items, trained on labelled meetings); an action item's owner from
+  the names, addressees and pronouns (junto.knowledge.owners). The cue phrases used before are
+  in junto.knowledge.cues, as the benchmark's baseline.
+- The summary prefers what was decided and promised, and leaves out fragments (a handful of
+  words, mostly fillers) that are often misheard.
 """
 
 from __future__ import annotations
@@ -21,56 +24,23 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from junto.knowledge import items
 from junto.knowledge.embeddings import Embedder
 from junto.knowledge.model import ActionItem, Chapter, Knowledge, Moment, Topic
 from junto.knowledge.sentences import Sentence, word_count
 
-MODEL = "all-MiniLM-L6-v2 (int8) + YAKE"
+MODEL = "all-MiniLM-L6-v2 (int8) + YAKE + item classifier"
 MMR_LAMBDA = 0.7  # relevance against novelty when picking summary sentences and topics
 CHAPTER_MIN_MS = 45_000
 CHAPTER_MIN_SENTENCES = 3
 TILING_WINDOW = 3
 MIN_DEPTH = 0.3  # of a valley in the smoothed similarity curve, to open a chapter
 TOPIC_MIN_SCORE = 0.65  # relative to the best topic
-
-QUESTION_START = re.compile(
-    r"^(?:so,?\s+|and\s+|but\s+)?(?:who|what|when|where|why|how|which|is|are|was|were|do|does|did|"
-    r"can|could|should|would|will|shall|may|might|have|has)\b",
-    re.I,
-)
-# "Right?", "..., isn't it?" and friends ask for agreement, not an answer: a statement with such
-# a tag is not a question either.
-TAG_QUESTION = re.compile(
-    r"(?:^|,\s*)(?:right|okay|ok|yes|no|yeah|really|you know|isn't it|aren't we|isn't that so|"
-    r"don't you think|wouldn't you say|correct|huh|eh|"
-    r"(?:(?:is|was|are|were|do|does|did|have|has|could|would|should)n't|won't|can't) "
-    r"(?:it|that|there|they|we|you|he|she|I))\?$",
-    re.I,
-)
-DECISION = re.compile(
-    r"\b(?:we(?:'ve| have)? decided|we agreed|we(?:'re| are) going with|let's go with|"
-    r"the decision is|we will go with|it's decided|we settled on|we chose|we'll go with|"
-    r"agreed to)\b",
-    re.I,
-)
-ACTION_SELF = re.compile(
-    r"\b(?:I will|I'll|I am going to|I'm going to|let me|I can take|I'll take)\s+(?P<task>.+)", re.I
-)
-# "I'll be honest", "let me tell you", "I'm going to ask you": talk about the talk, no task.
-NOT_A_TASK = re.compile(
-    r"^(?:just\s+|also\s+|now\s+|quickly\s+)?(?:be|tell|say|admit|bet|guess|think|talk|"
-    r"mention|repeat|quote|pass|see|know|never|always|probably|ask you|give you|show you|"
-    r"read you|leave it|put it|start with|begin with|stop there|stop here|finish with|"
-    r"(?:answer|explain|come back to|get to) (?:that|this|it|why|how|what|your question))\b",
-    re.I,
-)
-ACTION_OTHER = re.compile(
-    r"\b(?P<name>[A-Z][a-z]+)(?:,)?\s+(?:will|is going to|can you|could you|would you|please)\s+"
-    r"(?P<task>.+)"
-)
-ACTION_TEAM = re.compile(
-    r"\b(?:we need to|we have to|we must|we should|action item|to do:|someone should|"
-    r"next step is to|next steps are)\s*(?P<task>.+)",
+ITEM_BONUS = 0.25  # added to a decision's or an action's relevance for the summary
+SUMMARY_MIN_WORDS = 5  # content words (not fillers) a summary sentence needs
+FILLER = re.compile(
+    r"^(?:um+|uh+|er+|hmm+|so|and|but|okay|ok|oh|well|yeah|yes|no|right|like|you|know|i|mean|"
+    r"just|actually|basically|alright|sort|of|kind)$",
     re.I,
 )
 
@@ -85,7 +55,8 @@ def extract(
     vectors = embedder.embed([s.text for s in sentences])
     centroid = _unit(vectors.mean(axis=0))
     centrality = vectors @ centroid
-    summary_idx = _summary(sentences, vectors, centrality)
+    found = items.detect(sentences, vectors, people)
+    summary_idx = _summary(sentences, vectors, centrality, found)
     chapters, phrases = _chapters(sentences, vectors, embedder)
     return Knowledge(
         backend="offline",
@@ -94,10 +65,18 @@ def extract(
         summary=[_moment(sentences[i]) for i in sorted(summary_idx)],
         chapters=chapters,
         key_points=_key_points(sentences, centrality, set(summary_idx)),
-        questions=[_moment(s) for s in sentences if _is_question(s.text)],
-        decisions=[_moment(s) for s in sentences if DECISION.search(s.text)],
-        action_items=[a for s in sentences if (a := action_item(s, people)) is not None],
+        questions=[_moment(sentences[i]) for i in found.questions],
+        decisions=[_moment(sentences[i]) for i in found.decisions],
+        action_items=[_action(sentences[i], owner, people) for i, owner in found.actions],
         topics=_topics(phrases),
+    )
+
+
+def _action(s: Sentence, owner_id: int | None, people: Mapping[int, str]) -> ActionItem:
+    return ActionItem(
+        **_moment(s).model_dump(),
+        owner_id=owner_id,
+        owner=people.get(owner_id) if owner_id is not None else None,
     )
 
 
@@ -125,17 +104,30 @@ def _mmr(candidates: list[int], relevance: np.ndarray, vectors: np.ndarray, k: i
     return chosen
 
 
+def content_words(text: str) -> int:
+    """Words that are not fillers ("um", "you know", "okay so"): what a fragment lacks."""
+    return sum(1 for w in re.findall(r"[\w']+", text) if not FILLER.match(w))
+
+
 def _summary(
-    sentences: Sequence[Sentence], vectors: np.ndarray, centrality: np.ndarray
+    sentences: Sequence[Sentence],
+    vectors: np.ndarray,
+    centrality: np.ndarray,
+    found: items.Found,
 ) -> list[int]:
-    # About one sentence in twelve, 3 to 7; very short ones ("Thank you.") say little alone.
+    # About one sentence in twelve, 3 to 7; very short ones ("Thank you.") say little alone,
+    # and a fragment of fillers around a word or two is most often a mishearing: never a line.
     k = max(3, min(7, round(len(sentences) / 12)))
-    candidates = [i for i, s in enumerate(sentences) if word_count(s.text) >= 5]
+    candidates = [i for i, s in enumerate(sentences) if content_words(s.text) >= SUMMARY_MIN_WORDS]
     if len(candidates) < k:
-        candidates = list(range(len(sentences)))
+        candidates = [i for i, s in enumerate(sentences) if content_words(s.text) >= 3]
     # A sentence of a handful of words is rarely a summary's best line, however central.
     fullness = np.array([min(1.0, 0.5 + word_count(s.text) / 20) for s in sentences])
-    return _mmr(candidates, centrality * fullness, vectors, k)
+    # What was decided and promised is what a reader of a summary looks for first.
+    weight = np.zeros(len(sentences))
+    weight[found.decisions] = ITEM_BONUS
+    weight[[i for i, _ in found.actions]] = ITEM_BONUS
+    return _mmr(candidates, centrality * fullness + weight, vectors, k)
 
 
 def _key_points(
@@ -144,47 +136,6 @@ def _key_points(
     ranked = sorted(range(len(sentences)), key=lambda i: -float(centrality[i]))
     picks = [i for i in ranked if i not in taken and word_count(sentences[i].text) >= 6][:5]
     return [_moment(sentences[i]) for i in sorted(picks)]
-
-
-def _is_question(text: str) -> bool:
-    text = text.strip()
-    if not text.endswith("?") or TAG_QUESTION.search(text):
-        return False
-    return word_count(text) >= 4 or bool(QUESTION_START.match(text))
-
-
-def action_item(s: Sentence, people: Mapping[int, str]) -> ActionItem | None:
-    """The sentence as an action item with its owner, or None if it assigns nothing."""
-    text = s.text.strip()
-    if text.endswith("?") and not re.search(r"\b(?:can|could|would) you\b", text, re.I):
-        return None
-    base = {"text": text, "start_ms": s.start_ms, "end_ms": s.end_ms, "speaker_id": s.speaker_id}
-    other = ACTION_OTHER.search(text)
-    if other:
-        name = other.group("name")
-        owner_id = _person_named(name, people)
-        if owner_id is not None:
-            return ActionItem(**base, owner_id=owner_id, owner=people[owner_id])
-    mine = ACTION_SELF.search(text)
-    if mine and word_count(mine.group("task")) >= 2 and not NOT_A_TASK.match(mine.group("task")):
-        return ActionItem(**base, owner_id=s.speaker_id, owner=people.get(s.speaker_id or -1))
-    if ACTION_TEAM.search(text) and word_count(text) >= 5:
-        return ActionItem(**base)
-    return None
-
-
-def _person_named(name: str, people: Mapping[int, str]) -> int | None:
-    """The participant called `name`: by first name ("Ben"), else by another part of the name
-    ("Dr. Okafor"), if exactly one participant has it."""
-    wanted = name.lower()
-    parts = {uid: full.lower().split() for uid, full in people.items()}
-    for matches in (
-        [uid for uid, p in parts.items() if p[:1] == [wanted]],
-        [uid for uid, p in parts.items() if wanted in p[1:]],
-    ):
-        if matches:
-            return matches[0] if len(matches) == 1 else None
-    return None
 
 
 # ---- topics and chapters ------------------------------------------------------------------------

@@ -1,0 +1,255 @@
+"""Questions, decisions and action items: a small classifier per kind over each sentence and its
+neighbours, trained on the labelled meetings (junto.knowledge.dataset) by junto.knowledge.train.
+
+Features of a sentence: its MiniLM embedding, those of the sentences before and after it
+(a question is answered, an offer follows a call for volunteers, a decision closes a
+discussion), and a few cheap cues that embeddings blur (a question mark, "I'll", "you", a
+negation, "if", "said", a participant's name). Each kind is a logistic regression; its weights,
+the features' standardisation and the threshold chosen by cross-validation ship as
+data/items_model.npz. Owners come from junto.knowledge.owners.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from junto.knowledge import cues, owners
+from junto.knowledge.sentences import Sentence, word_count
+
+KINDS = ("question", "decision", "action")
+MODEL_FILE = "items_model.npz"
+FEATURES_VERSION = 3  # bump when `features` changes: the shipped weights must be retrained
+
+FILLERS = r"(?:um+|uh+|er+|so|and|but|okay|ok|oh|well|yeah|alright|right|also|actually|like)"
+LEAD = re.compile(rf"^(?:\W*{FILLERS}\b[\s,.]*)*", re.I)
+WH = re.compile(r"^(?:who|what|when|where|why|how|which|whose|whom)\b", re.I)
+AUX = re.compile(
+    r"^(?:is|are|was|were|do|does|did|can|could|should|would|will|shall|may|might|have|has|"
+    r"had|isn't|aren't|don't|doesn't|didn't|can't|couldn't|won't|wouldn't|shouldn't)\b",
+    re.I,
+)
+TAG = re.compile(
+    r"(?:,\s*|\s)(?:right|okay|ok|yeah|no|huh|eh|you know|correct|"
+    r"(?:is|was|are|were|do|does|did|have|has|could|would|should|wo|ca)n't (?:it|that|there|they|"
+    r"we|you|he|she|i))\s*[?.]?$",
+    re.I,
+)
+NEGATION = re.compile(r"\b(?:not|no|never|nobody|nothing|won't|can't|n't)\b|n't\b", re.I)
+HYPOTHETICAL = re.compile(
+    r"\b(?:if|would've|would have|could've|wish|imagine|suppose|unless|whether)\b", re.I
+)
+REPORTED = re.compile(
+    r"\b(?:said|says|told|asked|mentioned|claimed|promised|apparently|heard)\b", re.I
+)
+PAST = re.compile(
+    r"\b(?:was|were|did|had|ago|yesterday|last (?:week|month|year|time|sprint)|used to|"
+    r"back then)\b",
+    re.I,
+)
+TEAM_MODAL = re.compile(
+    r"\b(?:we (?:should|need to|have to|must|ought to|could|can)|let's|someone|somebody|"
+    r"we'll|we're going to|we are going to)\b",
+    re.I,
+)
+SETTLED = re.compile(
+    r"\b(?:then|it is|it stays|settled|agreed|decided|done|final|from now on|we go with|"
+    r"goes? with|the rule|so it's|that's it)\b",
+    re.I,
+)
+ANSWER = re.compile(r"^\W*(?:yes|yeah|yep|no|nope|not yet|sure|mostly|maybe|i think)\b", re.I)
+# A decision sums up ("okay, so ...", "fine, then ...") and is met with agreement.
+SUMS_UP = re.compile(r"^\W*(?:okay|ok|alright|all right|right|so|fine|good|great|then)\b", re.I)
+LETS = re.compile(r"\b(?:let's|let us)\b", re.I)
+AGREE = re.compile(
+    r"^\W*(?:agreed|fine|works for me|sounds good|good|perfect|great|yep|yes|makes sense|deal|"
+    r"sure|seconded|same|none|no objection|that works|i can live with|finally)\b",
+    re.I,
+)
+RULING = re.compile(
+    r"\b(?:for now|we keep|we hold|we're holding|approved|carried|postponed|on hold|stays|"
+    r"it is|we go ahead|go ahead with|we're going with|we're dropping|we skip|the plan is|"
+    r"no more|waits|it's a yes|it's a no|we'll leave|leads|goes to|instead)\b",
+    re.I,
+)
+
+
+CUES = 28  # len(_cues(...)): the features after the three embeddings
+
+
+POLITE_REQUEST = re.compile(
+    rf"^(?:\W*{FILLERS}\b[\s,.]*)*(?:[^\W\d_]+,\s*)?(?:can|could|would|will) you\b", re.I
+)
+# "<Name> will send ...", "Dev is going to handle ...": a task given to a named participant.
+ASSIGNED = re.compile(
+    r"\b(?:will|'ll|is going to|is gonna|'s going to|'s on|is on|owns|takes|can take)\b", re.I
+)
+
+
+@dataclass(frozen=True)
+class Model:
+    mean: np.ndarray  # (d,) of the raw features
+    scale: np.ndarray  # (d,)
+    weights: np.ndarray  # (len(KINDS), d)
+    bias: np.ndarray  # (len(KINDS),)
+    thresholds: np.ndarray  # (len(KINDS),) on the probability
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.scale) @ self.weights.T + self.bias
+        result: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        return result
+
+
+class ModelUnavailable(RuntimeError):
+    """The shipped weights are missing or were trained on other features."""
+
+
+@functools.cache
+def load_model() -> Model:
+    """The shipped classifier (data/items_model.npz), loaded once."""
+    path = resources.files("junto.knowledge") / "data" / MODEL_FILE
+    try:
+        with resources.as_file(path) as file, np.load(file) as data:
+            if int(data["features_version"]) != FEATURES_VERSION:
+                raise ModelUnavailable(
+                    f"{MODEL_FILE} was trained on other features: run python -m "
+                    "junto.knowledge.train"
+                )
+            return Model(
+                data["mean"], data["scale"], data["weights"], data["bias"], data["thresholds"]
+            )
+    except (OSError, KeyError) as e:
+        raise ModelUnavailable(f"{MODEL_FILE} cannot be read: {e}") from e
+
+
+def _cues(sentences: Sequence[Sentence], i: int, people: Mapping[int, str]) -> list[float]:
+    s = sentences[i]
+    text = s.text.strip()
+    core = LEAD.sub("", text)
+    prev = sentences[i - 1] if i > 0 else None
+    nxt = sentences[i + 1] if i + 1 < len(sentences) else None
+    others = [p for p in owners.mentioned(text, people) if p != s.speaker_id]
+    n = word_count(text)
+    return [
+        float(text.endswith("?")),
+        float(bool(WH.match(core))),
+        float(bool(AUX.match(core))),
+        float(bool(TAG.search(text))),
+        float(bool(owners.SECOND_PERSON.search(text))),
+        float(bool(owners.REQUEST.search(text))),
+        float(bool(owners.FIRST_PERSON.search(text))),
+        float(bool(TEAM_MODAL.search(text))),
+        float(bool(NEGATION.search(text))),
+        float(bool(HYPOTHETICAL.search(text))),
+        float(bool(REPORTED.search(text))),
+        float(bool(PAST.search(text))),
+        float(bool(SETTLED.search(text))),
+        float(bool(others)),
+        float(bool(others) and others[0] in owners.mentioned(" ".join(core.split()[:2]), people)),
+        min(1.0, n / 20),
+        float(n <= 3),
+        float(prev is not None and prev.text.rstrip().endswith("?")),
+        float(prev is not None and bool(owners.REQUEST.search(prev.text))),
+        float(nxt is not None and nxt.speaker_id != s.speaker_id),
+        float(nxt is not None and bool(ANSWER.match(nxt.text))),
+        float(nxt is not None and bool(owners.FIRST_PERSON.search(nxt.text))),
+        float(bool(SUMS_UP.match(text)) and not text.endswith("?")),
+        float(bool(LETS.search(text))),
+        float(bool(RULING.search(text))),
+        float(prev is not None and bool(AGREE.match(prev.text))),
+        float(nxt is not None and bool(AGREE.match(nxt.text))),
+        float(bool(others) and bool(ASSIGNED.search(text))),
+    ]
+
+
+def features(
+    sentences: Sequence[Sentence], vectors: np.ndarray, people: Mapping[int, str]
+) -> np.ndarray:
+    """(len(sentences), d) raw features; `vectors` are the sentences' embeddings."""
+    n = len(sentences)
+    if n == 0:
+        return np.zeros((0, 3 * vectors.shape[1] + CUES), dtype=np.float32)
+    zero = np.zeros((1, vectors.shape[1]), dtype=np.float32)
+    before = np.vstack([zero, vectors[:-1]])
+    after = np.vstack([vectors[1:], zero])
+    cues = np.array([_cues(sentences, i, people) for i in range(n)], dtype=np.float32)
+    return np.hstack([vectors, before, after, cues]).astype(np.float32)
+
+
+# "I will not ...", "I won't be able to ...": the speaker says what they will not do.
+REFUSAL = re.compile(
+    r"\bi(?: will not| won't| wont| can't| cannot| can not| am not| shall not|'m not| "
+    r"wouldn't| don't| do not| won't be able)\b[^,.;]*",
+    re.I,
+)
+
+
+def refuses(text: str) -> bool:
+    """A negated first-person commitment and no other one: no action item, whatever the
+    classifier's score (few such sentences to learn from; a wrong "I'll ..." is costly)."""
+    if not REFUSAL.search(text):
+        return False
+    return owners.FIRST_PERSON.search(REFUSAL.sub(" ", text)) is None
+
+
+def talks_about_the_talk(text: str) -> bool:
+    """ "I'll be honest", "let me tell you how it works": a first person that promises no task
+    (the cue-phrase list of junto.knowledge.cues), and no other promise in the sentence."""
+    mine = cues.ACTION_SELF.search(text)
+    if mine is None or not cues.NOT_A_TASK.match(mine.group("task")):
+        return False
+    return owners.FIRST_PERSON.search(mine.group("task")) is None
+
+
+@dataclass(frozen=True)
+class Found:
+    """Indexes of the sentences found, per kind; actions with their owner's id (or None)."""
+
+    questions: list[int]
+    decisions: list[int]
+    actions: list[tuple[int, int | None]]
+    probabilities: np.ndarray  # (n, len(KINDS))
+
+
+def detect(
+    sentences: Sequence[Sentence],
+    vectors: np.ndarray,
+    people: Mapping[int, str],
+    model: Model | None = None,
+) -> Found:
+    model = model or load_model()
+    if not sentences:
+        return Found([], [], [], np.zeros((0, len(KINDS))))
+    p = model.probabilities(features(sentences, vectors, people))
+    hit = p >= model.thresholds
+    # A fragment of a word or two ("Will do.", "Me.") is an item only with its context, which
+    # the neighbours' features give; a lone filler ("Um.") never is.
+    for i, s in enumerate(sentences):
+        if word_count(LEAD.sub("", s.text)) == 0:
+            hit[i] = False
+        if refuses(s.text) or talks_about_the_talk(s.text):
+            hit[i, 2] = False
+        # "Can you send the deck?" asks for a task, not for an answer: an action item only
+        # (data/README.md's rule for the labels).
+        if hit[i, 2] and POLITE_REQUEST.match(s.text):
+            hit[i, 0] = False
+        # A decision stated outright ("we decided to ...", "let's go with ...") is one whatever
+        # the context; the classifier adds the ones said as a summary or in the present.
+        if cues.is_decision(s.text):
+            hit[i, 1] = True
+    takes = {i: bool(hit[i, 2]) for i in range(len(sentences))}
+    return Found(
+        questions=[i for i in range(len(sentences)) if hit[i, 0]],
+        decisions=[i for i in range(len(sentences)) if hit[i, 1]],
+        actions=[
+            (i, owners.owner(sentences, i, people, takes))
+            for i in range(len(sentences))
+            if hit[i, 2]
+        ],
+        probabilities=p,
+    )

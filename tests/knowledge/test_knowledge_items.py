@@ -1,0 +1,157 @@
+"""Questions, decisions and action items as a reader of a meeting's page expects them (issue 13):
+owners from names said in lower case, offers, suggestions nobody took, decisions said as a
+summary, questions Whisper ended with a full stop; and bad input that must not crash."""
+
+from __future__ import annotations
+
+from junto.knowledge import dataset, evaluate, items
+from junto.knowledge.embeddings import get_embedder
+from junto.knowledge.model import Knowledge
+from junto.knowledge.offline import extract
+from junto.knowledge.sentences import Segment, Sentence, split
+
+MAYA, TOM, PRIYA = 1, 2, 3
+TEAM = {MAYA: "Maya Chen", TOM: "Tom Okafor", PRIYA: "Priya Nair"}
+
+
+def said(lines: list[tuple[int, str]], people: dict[int, str] = TEAM) -> Knowledge:
+    """The offline knowledge of `lines` (speaker id, sentence), one after the other."""
+    sentences, t = [], 0
+    for seq, (speaker, text) in enumerate(lines):
+        sentences.append(Sentence(text, t, t + 2000, speaker, seq))
+        t += 2600
+    return extract(sentences, get_embedder(), people)
+
+
+def owner_of(k: Knowledge, text: str) -> int | None:
+    (item,) = [a for a in k.action_items if a.text == text]
+    return item.owner_id
+
+
+def test_a_lower_case_name_owns_what_it_is_told_to_do() -> None:
+    k = said(
+        [
+            (MAYA, "the client called again this morning about the march invoice."),
+            (TOM, "okay so maya you'll send the invoice by friday."),
+            (MAYA, "yeah, friday works."),
+        ]
+    )
+    assert owner_of(k, "okay so maya you'll send the invoice by friday.") == MAYA
+    assert [a.owner for a in k.action_items if a.owner_id == MAYA] == ["Maya Chen"]
+
+
+def test_an_offer_is_the_speakers_action_item() -> None:
+    k = said(
+        [
+            (MAYA, "the offsite is in three weeks and we still don't have a place."),
+            (TOM, "I can take care of the venue."),
+            (MAYA, "oh great, thanks."),
+        ]
+    )
+    assert owner_of(k, "I can take care of the venue.") == TOM
+
+
+def test_a_suggestion_nobody_took_has_no_owner() -> None:
+    k = said(
+        [
+            (PRIYA, "the dashboard takes like ten seconds to load now."),
+            (TOM, "we should probably look at caching."),
+            (MAYA, "yeah, maybe after the release."),
+        ]
+    )
+    # Either not an action item, or one nobody owns: never one with an invented owner.
+    assert all(
+        a.owner_id is None and a.owner is None
+        for a in k.action_items
+        if a.text == "we should probably look at caching."
+    )
+
+
+def test_a_decision_said_as_a_summary() -> None:
+    k = said(
+        [
+            (MAYA, "mysql or postgres, we need to pick one today."),
+            (TOM, "postgres, we already run it for billing."),
+            (PRIYA, "that's settled then, we go with postgres."),
+            (MAYA, "fine by me."),
+        ]
+    )
+    assert "that's settled then, we go with postgres." in [d.text for d in k.decisions]
+
+
+def test_a_request_that_whisper_ended_with_a_full_stop() -> None:
+    k = said(
+        [
+            (TOM, "the deploy failed again last night, no idea why."),
+            (MAYA, "can you check the logs."),
+            (TOM, "sure, give me ten minutes."),
+        ]
+    )
+    asked = "can you check the logs."
+    assert asked in [q.text for q in k.questions] + [a.text for a in k.action_items]
+    # As a request, it is the person asked who does it: the previous speaker.
+    if asked in [a.text for a in k.action_items]:
+        assert owner_of(k, asked) == TOM
+
+
+def test_saying_you_will_not_do_something_is_no_action_item() -> None:
+    k = said(
+        [
+            (MAYA, "who can do the review on monday?"),
+            (TOM, "I will not be around on monday, I'm at the conference."),
+            (PRIYA, "I'll take it then."),
+        ]
+    )
+    assert "I will not be around on monday, I'm at the conference." not in [
+        a.text for a in k.action_items
+    ]
+    assert owner_of(k, "I'll take it then.") == PRIYA
+
+
+def test_nothing_said_gives_empty_items() -> None:
+    k = extract([], get_embedder(), TEAM)
+    assert k.questions == [] and k.decisions == [] and k.action_items == [] and k.summary == []
+    # A silent track: segments whose words are empty, as a recognizer gives for silence.
+    silent = split([Segment(0, MAYA, [[0, 500, ""], [500, 900, " "]])])
+    assert silent == []
+    assert extract(silent, get_embedder(), TEAM).action_items == []
+
+
+def test_odd_and_empty_participant_names_do_not_break_owners() -> None:
+    people = {1: "", 2: "   ", 3: "🦊", 4: "x", 5: "Dr.", 6: "Ana Host"}
+    k = said(
+        [
+            (6, "the report is due next week and nobody has started it."),
+            (1, "I'll write the first draft tomorrow."),
+            (3, "ana, could you send me the figures from last year."),
+            (6, "sure."),
+        ],
+        people,
+    )
+    owners = {a.text: a.owner_id for a in k.action_items}
+    assert owners.get("I'll write the first draft tomorrow.") in (1, None)
+    assert owners.get("ana, could you send me the figures from last year.") in (6, None)
+    assert all(a.owner_id in (*people, None) for a in k.action_items)
+
+
+def test_the_labelled_set_is_large_varied_and_keeps_a_held_out_part() -> None:
+    meetings = dataset.meetings()
+    total = sum(len(m.sentences) for m in meetings)
+    held = sum(len(m.sentences) for m in meetings if m.split == "heldout")
+    assert total >= 400 and held / total >= 0.3
+    assert len({m.style for m in meetings}) >= 10
+    rows = dataset.rows("heldout")
+    assert len(rows) == held and {"prev_text", "next_speaker", "owner"} <= set(rows[0])
+
+
+def test_the_shipped_classifier_finds_items_in_meetings_it_never_saw() -> None:
+    assert items.load_model().weights.shape[0] == len(items.KINDS)
+    held_out = dataset.meetings("heldout")
+    ours = evaluate.score(held_out, evaluate.classifier(get_embedder()))
+    cues = evaluate.score(held_out, evaluate.baseline)
+    # Floors under what was measured (bench/knowledge.py: 0.83, 0.67, 0.84, owners 95 %), and
+    # above the cue phrases for every kind.
+    for kind, floor in (("questions", 0.7), ("decisions", 0.6), ("actions", 0.75)):
+        assert ours.kinds[kind].f1 >= floor, (kind, ours.kinds[kind])
+        assert ours.kinds[kind].f1 > cues.kinds[kind].f1
+    assert ours.owner_accuracy >= 0.9
