@@ -104,6 +104,7 @@ from pipeline_scoring import (  # noqa: E402
     turn_spans,
 )
 from pipeline_script import (  # noqa: E402
+    QUICK_TURNS,
     SPEAKERS,
     TAGS,
     TITLE,
@@ -111,7 +112,7 @@ from pipeline_script import (  # noqa: E402
     queries_for,
     turns_for,
 )
-from speech_scoring import corpus_wer, wer  # noqa: E402
+from speech_scoring import corpus_wer, normalize, wer  # noqa: E402
 
 RATE = 48_000
 WPM = 150
@@ -416,26 +417,39 @@ def said_by(segments: list[dict[str, Any]], uid: int) -> list[str]:
 
 def caption_latencies(
     live: Live, tracks: dict[str, Track], anchors: dict[str, Anchor]
-) -> tuple[list[tuple[float, str, float]], int]:
-    """(turn start on the wall clock, speaker, latency ms) per captioned turn, and how many
-    turns had no caption."""
+) -> tuple[list[tuple[float, str, float]], int, dict[str, float | None]]:
+    """(turn start on the wall clock, speaker, latency ms) per captioned turn, how many turns had
+    no caption, and per speaker the median of (caption end_ms - the turn's end) in ms.
+
+    A turn's caption is found by its words, not by its times: the speaker's first caption that
+    arrived after the turn began and holds most of the turn's last words (the caption that
+    finishes the turn; a turn of two sentences may come as two captions). The caption's own
+    end_ms is not used for matching because the captioner's clock may run apart from the
+    conversation's (that offset is reported, per speaker)."""
     found: list[tuple[float, str, float]] = []
+    offsets: dict[str, list[float]] = {}
     missing = 0
     for name, track in tracks.items():
         mine = [(at, c) for at, c in live.captions if c["user"]["id"] == live.ids[name]]
         ends = speech_ends(read_wav(track.path), track.lines)
         for line, end in zip(track.lines, ends, strict=True):
             end_wall = anchors[name].wall(end)
-            near = [
-                (abs(live.conv_started + c["end_ms"] / 1000 - end_wall), at)
+            tail = normalize(line.text).split()[-4:]
+            scored = [
+                (sum(w in normalize(c["text"]).split() for w in tail), at, c)
                 for at, c in mine
-                if abs(live.conv_started + c["end_ms"] / 1000 - end_wall) < 2.5
+                if at >= anchors[name].wall(line.start)
             ]
-            if not near:
+            best = max((s for s, _, _ in scored), default=0)
+            if best < min(2, len(tail)):
                 missing += 1
                 continue
-            found.append((anchors[name].wall(line.start), name, (min(near)[1] - end_wall) * 1000))
-    return sorted(found), missing
+            at, caption = next((at, c) for s, at, c in scored if s == best)
+            found.append((anchors[name].wall(line.start), name, (at - end_wall) * 1000))
+            caption_end = live.conv_started + caption["end_ms"] / 1000
+            offsets.setdefault(name, []).append((caption_end - end_wall) * 1000)
+    median = {n: round(float(np.median(v)), 1) if v else None for n, v in offsets.items()}
+    return sorted(found), missing, median
 
 
 def report(
@@ -456,16 +470,16 @@ def report(
         n: find_anchor(read_wav(tracks[n].path), decode_mono(path), started)
         for n, (path, started) in live.recordings.items()
     }
-    latencies, missing = caption_latencies(live, tracks, anchors)
+    latencies, missing, clock_offsets = caption_latencies(live, tracks, anchors)
     lat = [ms for _, _, ms in latencies]
     # The same latencies from the page's getUserMedia time instead (when the file began to
     # play): they add the browser's capture, encode and send time the node's anchor leaves out.
     shift = {n: -(gum_minus_rec(live.mic_opened.get(n, []), a) or 0.0) for n, a in anchors.items()}
     lat_mic = [ms + shift[n] for _, n, ms in latencies]
-    turns = turns_for(args.quick)
+    turns = turns_for(args.turns)
     spans = turn_spans(turns, tracks, anchors, live.conv_started)
-    knowledge = knowledge_scores(live.knowledge, items_for(args.quick), spans, live.ids)
-    queries = queries_for(args.quick)
+    knowledge = knowledge_scores(live.knowledge, items_for(args.turns), spans, live.ids)
+    queries = queries_for(args.turns)
     hits = [
         search_hit(live.search[q], [spans[t] for t in want if t in spans]) for q, want in queries
     ]
@@ -486,6 +500,7 @@ def report(
         "caption_latency_ms_max": round(max(lat), 1) if lat else None,
         "caption_latency_ms_p95_mic_anchor": percentile(lat_mic, 95),
         "uncaptioned_turns": missing,
+        "caption_end_minus_speech_end_ms": clock_offsets,
         "transcript_ready_s": round(max(ready), 1) if ready else None,
         "names_right": names_right(scripts, final),
         "knowledge_f1": knowledge["f1"],
@@ -592,6 +607,7 @@ def print_summary(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 speakers, about 30 s")
+    parser.add_argument("--turns", type=int, default=0, help="only the first N turns")
     parser.add_argument("--model", default="tiny.en", help="the node's transcript model")
     parser.add_argument("--beam", type=int, default=5, help="the node's transcript beam")
     parser.add_argument("--threads", type=int, default=2, help="baseline cpu_threads")
@@ -603,8 +619,10 @@ def main() -> int:
     for tool in ("espeak-ng", "sox", "/usr/bin/chromium"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is required")
+    if args.quick:
+        args.turns = QUICK_TURNS
     args.node_env += [f"JUNTO_TRANSCRIPT_MODEL={args.model}", f"JUNTO_TRANSCRIPT_BEAM={args.beam}"]
-    turns = turns_for(args.quick)
+    turns = turns_for(args.turns)
     voices = {name: voice for name, (_, voice) in SPEAKERS.items()}
     folder = Path(tempfile.mkdtemp(prefix="junto-bench-pipeline-"))
     try:
@@ -612,7 +630,7 @@ def main() -> int:
         # The host first: conversation_support orders the speakers by name.
         tracks = {n: tracks[n] for n in SPEAKERS if n in tracks}
         log(f"conversation: {len(turns)} turns, {len(tracks)} tracks of {_seconds(tracks):.1f} s")
-        queries = [q for q, _ in queries_for(args.quick)]
+        queries = [q for q, _ in queries_for(args.turns)]
         live = asyncio.run(run_live(args, tracks, folder, queries))
         log("baseline: faster-whisper on the source WAVs and on the recordings")
         baseline = plain_whisper(
@@ -622,6 +640,11 @@ def main() -> int:
             {n: p for n, (p, _) in live.recordings.items()}, args.model, args.beam, args.threads
         )
         result = report(args, tracks, live, baseline, recorded)
+        if args.keep:  # what the node gave, to look at afterwards
+            raw = {"captions": live.captions, "segments": live.segments, "jobs": live.jobs,
+                   "knowledge": live.knowledge, "search": live.search, "baseline": baseline,
+                   "recorded": recorded, "conv_started": live.conv_started}  # fmt: skip
+            (folder / "live.json").write_text(json.dumps(raw, indent=1, default=str))
     finally:
         if args.keep:
             log(f"kept {folder}")

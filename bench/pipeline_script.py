@@ -159,15 +159,16 @@ QUERIES: tuple[tuple[str, tuple[int, ...]], ...] = (
 )
 
 
-def turns_for(quick: bool) -> tuple[tuple[str, str], ...]:
-    return TURNS[:QUICK_TURNS] if quick else TURNS
+def turns_for(count: int) -> tuple[tuple[str, str], ...]:
+    """The first `count` turns (all of them when `count` is 0)."""
+    return TURNS[:count] if count else TURNS
 
 
-def items_for(quick: bool) -> list[Item]:
-    last = len(turns_for(quick))
+def items_for(count: int) -> list[Item]:
+    last = len(turns_for(count))
     return [i for i in ITEMS if all(turn < last for turn, _ in i.said)]
 
 
-def queries_for(quick: bool) -> list[tuple[str, tuple[int, ...]]]:
-    last = len(turns_for(quick))
+def queries_for(count: int) -> list[tuple[str, tuple[int, ...]]]:
+    last = len(turns_for(count))
     return [(q, turns) for q, turns in QUERIES if all(t < last for t in turns)]
