@@ -109,7 +109,14 @@ def baseline_server(workdir: Path, args: argparse.Namespace) -> Server:
 def node_server(workdir: Path, args: argparse.Namespace) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUNTO_")}
-    env.update(JUNTO_SECRET_KEY=secrets.token_urlsafe(32), JUNTO_LOG_LEVEL="warning")
+    env.update(
+        JUNTO_SECRET_KEY=secrets.token_urlsafe(32),
+        JUNTO_LOG_LEVEL="warning",
+        # Every load-generating client connects from 127.0.0.1: lift the per-address socket
+        # limits (junto.ratelimit.AddressConnections), or one address would hold them all.
+        JUNTO_LIMIT_WS_PER_ADDRESS="1000000",
+        JUNTO_LIMIT_WS_CONNECT_BURST="1000000",
+    )
     for pair in args.node_env:
         key, _, value = pair.partition("=")
         env[key] = value

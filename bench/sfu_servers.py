@@ -34,6 +34,10 @@ def node_server(workdir: Path, args: argparse.Namespace) -> Server:
         JUNTO_LOG_LEVEL="warning",
         JUNTO_MEDIA_ADDRESSES="127.0.0.1",
         JUNTO_MEDIA_MAX_VIEWERS=str(args.max_viewers),
+        # Every load-generating client connects from 127.0.0.1: lift the per-address socket
+        # limits (junto.ratelimit.AddressConnections), or one address would hold them all.
+        JUNTO_LIMIT_WS_PER_ADDRESS="1000000",
+        JUNTO_LIMIT_WS_CONNECT_BURST="1000000",
         # This benchmark measures forwarding. Recording, live captions (a Whisper process
         # loading its model when the publishers go on air) and job workers would add their own
         # CPU to the node's figures; bench/transcription.py measures captions. Turn them back

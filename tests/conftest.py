@@ -195,6 +195,11 @@ def make_live_node(data_dir: Path, **env: str) -> LiveNode:
     # Captions (a Whisper worker process) and job workers cost CPU that most live-node tests do
     # not need; the recording and transcription tests turn them on.
     full_env.update({"JUNTO_CAPTIONS": "0", "JUNTO_WORKERS": "0"})
+    # Every test client comes from 127.0.0.1: the per-address socket limits would count a load
+    # test's hundred people as one address. test_ws_address_limits.py sets its own.
+    full_env.update(
+        {"JUNTO_LIMIT_WS_PER_ADDRESS": "100000", "JUNTO_LIMIT_WS_CONNECT_BURST": "100000"}
+    )
     full_env.update(env)
     return LiveNode(data_dir=data_dir, port=free_port(), env=full_env)
 

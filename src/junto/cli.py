@@ -192,7 +192,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # (about 40 KB: 220 MB of RSS at 5,000 watchers) and compresses every fan-out frame once
         # per client; our frames are small, so it costs far more than it saves (bench/README.md).
         "ws_per_message_deflate": False,
-        "proxy_headers": False,
+        # A client's address (per-address limits, junto.web.security.client_address) is the TCP
+        # peer's, unless it is a proxy the operator named: then its X-Forwarded-For header.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies) or None,
         "access_log": False,
     }
 

@@ -36,22 +36,6 @@ def _env_int(name: str, default: int) -> int:
     return default if raw is None or raw == "" else int(raw)
 
 
-def auto_workers(cpus: int | None = None) -> int:
-    """How many job workers `JUNTO_WORKERS=auto` (the default) starts: 2 from 4 cores, else 1.
-
-    A final Whisper pass uses two threads and an ffmpeg render every core it gets; on 2 cores a
-    second worker rendering the video beside the transcription slows the transcript people wait
-    for, so one worker takes jobs in priority order (junto.jobs.queue). From 4 cores the second
-    worker renders the video while the first transcribes."""
-    count = os.cpu_count() if cpus is None else cpus
-    return 2 if (count or 1) >= 4 else 1
-
-
-def _env_workers() -> int:
-    raw = os.environ.get(ENV_PREFIX + "WORKERS", "").strip().lower()
-    return auto_workers() if raw in ("", "auto") else int(raw)
-
-
 @dataclass(frozen=True)
 class Limits:
     """Size and rate limits applied to what people post."""
@@ -82,6 +66,12 @@ class Limits:
     guest_create_per_second: float = 1 / 30
     reset_request_burst: int = 5
     reset_request_per_second: float = 1 / 60
+    # WebSockets (room and lobby) per client address, per process: open at once, and opened at
+    # a token bucket's rate. Generous enough for a meetup behind one NAT address; without a cap
+    # one address could open thousands of sockets, each counted as a watcher (issue 12).
+    ws_per_address: int = 50
+    ws_connect_burst: int = 60
+    ws_connect_per_second: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +83,9 @@ class Settings:
     pubsub_url: str = "memory://"  # or redis://host:port/db
     secret_key: str = ""  # empty: read or create data_dir/secret.key
     public_url: str = ""  # e.g. https://junto.example.org, used in links and cookies
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the node believes (addresses, or
+    # "*"); empty: none, and a client's address is the TCP peer's, which headers cannot forge.
+    trusted_proxies: tuple[str, ...] = ()
     secure_cookies: bool = False
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
     heartbeat_seconds: float = 15.0
@@ -123,7 +116,7 @@ class Settings:
     transcript_beam: int = 5
     models_dir: Path | None = None  # where `junto models pull` puts models; None: data_dir/models
     # Job worker processes the node starts itself; 0 when workers run elsewhere (`junto worker`).
-    workers: int = field(default_factory=auto_workers)
+    workers: int = 1
     ffmpeg: str = ""  # path to ffmpeg; empty: the one on PATH, else the imageio-ffmpeg binary
     # Knowledge (issue 5): an optional OpenAI-compatible server (llama.cpp, Ollama, vLLM, a hosted
     # API) writes abstractive summaries; without it, or when it fails, the offline results stand.
@@ -179,6 +172,7 @@ def load_settings() -> Settings:
         pubsub_url=_env("PUBSUB_URL", "memory://"),
         secret_key=_env("SECRET_KEY", ""),
         public_url=_env("PUBLIC_URL", ""),
+        trusted_proxies=_env_list("TRUSTED_PROXIES"),
         secure_cookies=_env_bool("SECURE_COOKIES", False),
         log_level=_env("LOG_LEVEL", "info"),
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", "15")),
@@ -197,7 +191,7 @@ def load_settings() -> Settings:
         transcript_model=_env("TRANSCRIPT_MODEL", "tiny.en"),
         transcript_beam=_env_int("TRANSCRIPT_BEAM", 5),
         models_dir=Path(models_dir).resolve() if (models_dir := _env("MODELS_DIR", "")) else None,
-        workers=_env_workers(),
+        workers=_env_int("WORKERS", 1),
         ffmpeg=_env("FFMPEG", ""),
         llm_url=_env("LLM_URL", ""),
         llm_model=_env("LLM_MODEL", "default"),

@@ -6,6 +6,8 @@ processes an attacker gets at most one bucket per process, which is still bounde
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import time
 from collections import OrderedDict
 
@@ -70,3 +72,64 @@ class PostingLimiters:
 
     def take(self, key: str, *, guest: bool) -> float:
         return (self.guests if guest else self.members).take(key)
+
+
+def address_key(host: str) -> str:
+    """The key one client is limited by: its IPv4 address, or its IPv6 /64.
+
+    An IPv6 client is usually given a whole /64 (RFC 6177) and can pick any address in it, so
+    limiting single IPv6 addresses would limit nothing.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an address (a test client's name, "unknown"): taken as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class AddressConnections:
+    """WebSockets per client address: at most `cap` open at once, opened at the bucket's rate.
+
+    Without it one address could open thousands of sockets, each counted as a watcher and each
+    holding a connection's memory. Per process, like every limit here.
+    """
+
+    def __init__(self, cap: int, burst: int, per_second: float) -> None:
+        if cap < 1:
+            raise ValueError(f"expected cap >= 1, got {cap}")
+        self.cap = cap
+        self.rate = TokenBucket(burst, per_second)
+        self._open: dict[str, int] = {}
+
+    @classmethod
+    def from_limits(cls, limits: Limits) -> AddressConnections:
+        return cls(limits.ws_per_address, limits.ws_connect_burst, limits.ws_connect_per_second)
+
+    def admit(self, address: str) -> str | None:
+        """Count a new socket from `address` and return None, or return why it is refused.
+
+        Every admitted socket must be `release`d when it closes.
+        """
+        key = address_key(address)
+        if self._open.get(key, 0) >= self.cap:
+            return "too many connections from your address; try again later"
+        wait = self.rate.take(key)
+        if wait > 0:
+            return f"too many connections from your address; try again in {math.ceil(wait)} s"
+        self._open[key] = self._open.get(key, 0) + 1
+        return None
+
+    def release(self, address: str) -> None:
+        key = address_key(address)
+        left = self._open.get(key, 0) - 1
+        if left > 0:
+            self._open[key] = left
+        else:
+            self._open.pop(key, None)  # no entry per address that has gone: memory stays bounded
+
+    def open_from(self, address: str) -> int:
+        return self._open.get(address_key(address), 0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from junto import accounts, conversations, strict_json
 from junto.node import Node
+from junto.ratelimit import AddressConnections
 from junto.realtime import actions
 from junto.realtime import log as eventlog
 from junto.realtime import protocol as p
@@ -40,6 +43,7 @@ CLOSE_BAD_HANDSHAKE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN_LATER = 1013  # too many sockets from one address (junto.ratelimit)
 # A client that connects but never says hello is dropped after this long.
 HELLO_TIMEOUT_SECONDS = 30.0
 
@@ -97,10 +101,33 @@ async def conversation_socket(websocket: WebSocket, slug: str) -> None:
     # Accept first: browsers cannot see why a refused handshake failed, but they do see the
     # close code and reason of an accepted one.
     await websocket.accept()
-    node = get_node(websocket)
-    admission = await _admit(websocket, node, slug)
-    if admission is not None:
-        await RoomSession(node, websocket, admission).run()
+    async with _address_place(websocket) as admitted:
+        if not admitted:
+            return
+        node = get_node(websocket)
+        admission = await _admit(websocket, node, slug)
+        if admission is not None:
+            await RoomSession(node, websocket, admission).run()
+
+
+@asynccontextmanager
+async def _address_place(ws: WebSocket) -> AsyncIterator[bool]:
+    """Hold one of the client address's places (True), or close the socket with 1013 (False).
+
+    Checked before anything is read from the database, so refused sockets cost nothing and are
+    never counted as watchers.
+    """
+    places: AddressConnections = ws.app.state.ws_addresses
+    address = security.client_address(ws)
+    refusal = places.admit(address)
+    if refusal is not None:
+        await ws.close(CLOSE_TRY_AGAIN_LATER, refusal)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        places.release(address)
 
 
 async def _admit(ws: WebSocket, node: Node, slug: str) -> _Admission | None:
@@ -385,6 +412,12 @@ _PONG = control("pong")
 @router.websocket("/ws/lobby")
 async def lobby_socket(websocket: WebSocket) -> None:
     await websocket.accept()
+    async with _address_place(websocket) as admitted:
+        if admitted:
+            await _lobby(websocket)
+
+
+async def _lobby(websocket: WebSocket) -> None:
     if not security.origin_allowed(websocket):
         await websocket.close(CLOSE_BAD_HANDSHAKE, "origin not allowed")
         return

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from junto import accounts, strict_json
 from junto.config import Limits, Settings
-from junto.ratelimit import TokenBucket
+from junto.ratelimit import AddressConnections, TokenBucket
 from junto.storage.tables import User
 
 SESSION_COOKIE = "junto_session"
@@ -501,7 +501,8 @@ class AccountLimiters:
 
 
 def client_address(conn: HTTPConnection) -> str:
-    # uvicorn runs with proxy_headers=False, so this is the TCP peer, not a spoofable header.
+    # The TCP peer, not a spoofable header: uvicorn reads X-Forwarded-For only from the proxies
+    # in JUNTO_TRUSTED_PROXIES (junto.cli.uvicorn_options), and then this is what they forwarded.
     return conn.client.host if conn.client else "unknown"
 
 
@@ -537,6 +538,7 @@ def check_rate(conn: HTTPConnection, bucket: str, key: str) -> None:
 def install(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.account_limiters = AccountLimiters.from_limits(settings.limits)
+    app.state.ws_addresses = AddressConnections.from_limits(settings.limits)
     # FastAPI enforces it (413) in the middleware stack it builds on the first request.
     if app.max_body_size is None:
         app.max_body_size = REQUEST_BODY_MAX
