@@ -155,3 +155,24 @@ def test_the_shipped_classifier_finds_items_in_meetings_it_never_saw() -> None:
         assert ours.kinds[kind].f1 >= floor, (kind, ours.kinds[kind])
         assert ours.kinds[kind].f1 > cues.kinds[kind].f1
     assert ours.owner_accuracy >= 0.9
+
+
+def test_the_summary_leads_with_what_was_decided_and_promised_not_fragments() -> None:
+    lines = [
+        (MAYA, "um so yeah the the pricing thing, you know."),
+        (TOM, "uh yeah pricing, right, I mean, the pricing."),
+        (PRIYA, "the pricing page gets most of its visits from people on phones."),
+        (MAYA, "so the pricing, yeah, um, you know, the page."),
+        (TOM, "people on phones leave the pricing page after a few seconds."),
+        (PRIYA, "the old pricing page was designed for large desktop screens."),
+        (MAYA, "okay, that's settled then, the new pricing page ships on monday."),
+        (TOM, "I'll write the release note for the pricing page tonight."),
+        (PRIYA, "uh, pricing, the, um, yeah."),
+    ]
+    k = said(lines)
+    summary = [m.text for m in k.summary]
+    # A fragment of fillers around a word or two is most often misheard: never in the summary.
+    for fragment in (lines[0][1], lines[1][1], lines[3][1], lines[8][1]):
+        assert fragment not in summary
+    assert "okay, that's settled then, the new pricing page ships on monday." in summary
+    assert "I'll write the release note for the pricing page tonight." in summary
