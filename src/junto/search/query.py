@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 from markupsafe import Markup, escape
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.knowledge import store as knowledge_store
@@ -126,12 +126,13 @@ async def search(
     ids = {pid for pid, _ in kw} | {pid for pid, _ in sem}
     if not ids:
         return Results(0, [], semantic_ok)
-    rows = await _hydrate(db, list(ids), filters)
+    known = dict(sem)  # the vector index's cosines; the others' vectors come with their rows
+    rows = await _hydrate(db, list(ids), filters, {p for p, _ in kw} - known.keys())
     if filters.topic:
         rows = await _topic_filter(db, rows, filters.topic)
     terms = lexical.query_terms(query)
-    scored = _score(rows, terms, vector if semantic_ok else None, {p for p, _ in kw},
-                    keyword_full=len(kw) >= pool)  # fmt: skip
+    cosines = _cosines(rows, vector if semantic_ok else None, known)
+    scored = _score(rows, terms, cosines, {p for p, _ in kw}, keyword_full=len(kw) >= pool)
     # Ties (no model, or equal scores): the keyword index's order, then the newest.
     kw_rank = {pid: i for i, (pid, _) in enumerate(kw)}
     scored.sort(key=lambda x: (-x[1], kw_rank.get(x[0].id, len(kw_rank)), -x[0].id))
@@ -153,12 +154,11 @@ SOUND_CHECK = 30
 def _score(
     rows: list[Row],
     terms: list[lexical.Term],
-    vector: np.ndarray | None,
+    cosines: np.ndarray,
     keyword_ids: set[int],
     keyword_full: bool,
 ) -> list[tuple[Row, float]]:
     """(row, score) of the rows worth showing (module docstring)."""
-    cosines = _cosines(rows, vector)
     near = np.argsort(-cosines)[:SOUND_CHECK]
     sound_rows = {int(i) for i in near if cosines[i] >= SOUND_MIN_COSINE}
     out: list[tuple[Row, float]] = []
@@ -176,15 +176,19 @@ def _score(
     return out
 
 
-def _cosines(rows: list[Row], vector: np.ndarray | None) -> np.ndarray:
-    """Each row's cosine to the query (0 without a model or an embedding). Passages are stored
-    as unit float16 vectors, so it is a dot product: one for all rows."""
+def _cosines(rows: list[Row], vector: np.ndarray | None, known: dict[int, float]) -> np.ndarray:
+    """Each row's cosine to the query (0 without a model or an embedding): from the vector
+    index where it found the row, else from the row's stored unit float16 vector (one dot
+    product for all of them)."""
     out = np.zeros(len(rows), dtype=np.float32)
     if vector is None or vector.size != DIM:
         return out
-    have = [
-        i for i, r in enumerate(rows) if r.embedding is not None and len(r.embedding) == DIM * 2
-    ]
+    have: list[int] = []
+    for i, r in enumerate(rows):
+        if r.id in known:
+            out[i] = known[r.id]
+        elif r.embedding is not None and len(r.embedding) == DIM * 2:
+            have.append(i)
     if have:
         blob = b"".join(rows[i].embedding or b"" for i in have)
         matrix = np.frombuffer(blob, dtype="<f2").reshape(len(have), DIM).astype(np.float32)
@@ -239,9 +243,17 @@ class Row:
     listeners: int = 0
 
 
-async def _hydrate(db: AsyncSession, ids: list[int], filters: Filters) -> list[Row]:
+async def _hydrate(
+    db: AsyncSession, ids: list[int], filters: Filters, need_vectors: set[int]
+) -> list[Row]:
     """The candidates that may be shown: two small queries, each driven by primary keys (one
-    joined query let SQLite start from the published conversations and scan their passages)."""
+    joined query let SQLite start from the published conversations and scan their passages).
+    Stored vectors are read only for `need_vectors` (768 bytes a row)."""
+    vectors = (
+        case((SearchPassage.id.in_(sorted(need_vectors)), SearchPassage.embedding), else_=null())
+        if need_vectors
+        else null()
+    )
     stmt = (
         select(
             SearchPassage.id,
@@ -254,7 +266,7 @@ async def _hydrate(db: AsyncSession, ids: list[int], filters: Filters) -> list[R
             User.display_name,
             Snippet.slug,
             Snippet.title,
-            SearchPassage.embedding,
+            vectors,
         )
         .outerjoin(User, User.id == SearchPassage.user_id)
         .outerjoin(Snippet, Snippet.id == SearchPassage.snippet_id)
