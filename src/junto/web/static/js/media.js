@@ -25,8 +25,13 @@ const GATHER_WAIT_MS = 1500;
 const ANSWER_TIMEOUT_MS = 15_000;
 const QUALITY_PERIOD_MS = 2000;
 
+// Echo cancellation stays: without headphones a speaker's microphone hears the others. Noise
+// suppression and automatic gain control go: measured through the whole path to the transcript
+// (bench/pipeline.py, bench/README.md), they made recognition worse, not better (noise
+// suppression takes consonants such as the "st" of "stalls"; gain control pushed speech 4-12 dB
+// up to full scale), and Whisper copes with noise and level on its own.
 export const CAMERA_CONSTRAINTS = {
-  audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false },
   video: { width: 640, height: 480, frameRate: 20 },
 };
 const SCREEN_CONSTRAINTS = { video: { frameRate: 15 }, audio: false };
