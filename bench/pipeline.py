@@ -46,10 +46,9 @@ Measured (human summary, then one JSON line):
 - `search_recall_at_3`: share of the paraphrase queries whose top 3 passages (search API, the
   published conversation) include one overlapping (within 1 s) a turn labelled for the query.
 
-Knobs that change the browser without changing the node (for the clean speech path, item 1):
-`--audio "echoCancellation=false,noiseSuppression=false,autoGainControl=false"` overrides
-the capture constraints media.js asks for; `--opus-fmtp "maxaveragebitrate=64000"` adds
-parameters to the Opus fmtp line of the SFU's answer, which configures the browser's encoder.
+A what-if for the clean speech path (item 1): `--audio "echoCancellation=true,noiseSuppression=
+true,autoGainControl=true"` overrides the capture constraints media.js asks for (in every page,
+before its scripts run), so each constraint can be measured without editing the page.
 """
 
 from __future__ import annotations
@@ -126,8 +125,7 @@ def log(text: str) -> None:
 # ---- the browsers ------------------------------------------------------------------------------
 
 # Runs in every page before its own scripts: notes when getUserMedia opened the microphone (the
-# file capture starts then), and applies the benchmark's what-ifs to the constraints and to the
-# SFU's answer.
+# file capture starts then), and applies the benchmark's what-if to the capture constraints.
 HOOKS_JS = """(() => {
   const cfg = %s;
   window.__juntoMicAt = [];
@@ -145,24 +143,6 @@ HOOKS_JS = """(() => {
         window.__juntoAudioSettings = stream.getAudioTracks().map((t) => t.getSettings());
       }
       return stream;
-    };
-  }
-  if (cfg.fmtp) {
-    const setRemote = RTCPeerConnection.prototype.setRemoteDescription;
-    RTCPeerConnection.prototype.setRemoteDescription = function (desc) {
-      if (desc && desc.type === 'answer' && desc.sdp) {
-        const m = /a=rtpmap:(\\d+) opus\\/48000/i.exec(desc.sdp);
-        if (m) {
-          const pt = m[1];
-          const line = new RegExp('^a=fmtp:' + pt + ' (.*)$', 'm');
-          let sdp = desc.sdp;
-          const extend = (all, p) => 'a=fmtp:' + pt + ' ' + p + ';' + cfg.fmtp;
-          if (line.test(sdp)) sdp = sdp.replace(line, extend);
-          else sdp = sdp.replace(m[0], m[0] + '\\r\\na=fmtp:' + pt + ' ' + cfg.fmtp);
-          desc = {type: desc.type, sdp};
-        }
-      }
-      return setRemote.call(this, desc);
     };
   }
 })();"""
@@ -245,7 +225,7 @@ async def run_live(
 async def converse(
     args: argparse.Namespace, node: Any, people: dict[str, MediaPerson], queries: list[str]
 ) -> Live:
-    hooks = HOOKS_JS % json.dumps({"audio": parse_constraints(args.audio), "fmtp": args.opus_fmtp})
+    hooks = HOOKS_JS % json.dumps({"audio": parse_constraints(args.audio)})
     for person in people.values():
         await person.context.add_init_script(hooks)
     names = list(people)
@@ -361,7 +341,7 @@ def read_recordings(
         rows = db.execute(
             "SELECT r.user_id, r.path, r.started_at FROM recordings r JOIN conversations c "
             "ON c.id = r.conversation_id WHERE c.slug = ? AND r.source = 'camera' "
-            "AND r.path IS NOT NULL ORDER BY r.started_at",
+            "AND r.path IS NOT NULL AND r.has_audio ORDER BY r.started_at",
             (slug,),
         ).fetchall()
     finally:
@@ -384,8 +364,14 @@ def plain_whisper(paths: dict[str, Path], model: str, beam: int, threads: int) -
     whisper = load_model(model, settings, cpu_threads=threads)
     texts = {}
     for name, path in paths.items():
-        segments, _ = whisper.transcribe(str(path), language="en", beam_size=beam, vad_filter=True)
-        texts[name] = " ".join(s.text.strip() for s in segments)
+        try:
+            segments, _ = whisper.transcribe(
+                str(path), language="en", beam_size=beam, vad_filter=True
+            )
+            texts[name] = " ".join(s.text.strip() for s in segments)
+        except (av.error.FFmpegError, IndexError) as exc:  # a piece without audio
+            log(f"could not transcribe {path}: {exc!r}")
+            texts[name] = ""
     return texts
 
 
@@ -430,6 +416,9 @@ def caption_latencies(
     offsets: dict[str, list[float]] = {}
     missing = 0
     for name, track in tracks.items():
+        if name not in anchors:  # nothing of theirs was recorded: no clock for their WAV
+            missing += len(track.lines)
+            continue
         mine = [(at, c) for at, c in live.captions if c["user"]["id"] == live.ids[name]]
         ends = speech_ends(read_wav(track.path), track.lines)
         for line, end in zip(track.lines, ends, strict=True):
@@ -492,7 +481,7 @@ def report(
     result: dict[str, Any] = {
         "final_wer": round(corpus_wer((scripts[n], final[n]) for n in names), 4),
         "baseline_final_wer": round(corpus_wer((scripts[n], baseline[n]) for n in names), 4),
-        "recording_wer": round(corpus_wer((scripts[n], recorded[n]) for n in names), 4),
+        "recording_wer": round(corpus_wer((scripts[n], recorded.get(n, "")) for n in names), 4),
         "caption_wer": round(corpus_wer((scripts[n], captions[n]) for n in names), 4),
         "first_caption_latency_ms": round(latencies[0][2], 1) if latencies else None,
         "caption_latency_ms_p50": percentile(lat, 50),
@@ -512,7 +501,7 @@ def report(
                 "voice": SPEAKERS[n][1],
                 "final_wer": round(wer(scripts[n], final[n] or "-"), 4),
                 "baseline_wer": round(wer(scripts[n], baseline[n] or "-"), 4),
-                "recording_wer": round(wer(scripts[n], recorded[n] or "-"), 4),
+                "recording_wer": round(wer(scripts[n], recorded.get(n) or "-"), 4),
                 "caption_wer": round(wer(scripts[n], captions[n] or "-"), 4),
             }
             for n in names
@@ -530,7 +519,6 @@ def report(
         "turns": len(turns),
         "model": args.model,
         "capture": args.audio or "as media.js asks",
-        "opus_fmtp": args.opus_fmtp or "as the SFU answers",
         "audio_settings": live.audio_settings,
         "load_avg": round(os.getloadavg()[0], 2),
         "targets": {
@@ -568,7 +556,7 @@ def print_summary(
     r = result
     print(
         f"{r['speakers']} Chromium speakers, {r['turns']} turns, {r['audio_s']} s, model "
-        f"{r['model']}, capture: {r['capture']}, Opus: {r['opus_fmtp']}"
+        f"{r['model']}, capture: {r['capture']}"
     )
     print(
         f"final transcript WER {r['final_wer']:.1%} vs baseline (faster-whisper on the source "
@@ -612,7 +600,6 @@ def main() -> int:
     parser.add_argument("--beam", type=int, default=5, help="the node's transcript beam")
     parser.add_argument("--threads", type=int, default=2, help="baseline cpu_threads")
     parser.add_argument("--audio", default="", help="capture constraints what-if, k=v,...")
-    parser.add_argument("--opus-fmtp", default="", help="Opus fmtp parameters what-if")
     parser.add_argument("--node-env", action="append", default=[], help="KEY=VALUE for the node")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
