@@ -48,5 +48,10 @@ def test_text_and_json() -> None:
         "start_ms": 65_000,
         "end_ms": 66_000,
         "text": "Über",
+        "joins": False,
     }
     assert document["segments"][1]["speaker"] is None
+    # Programs can rebuild the text from the words: "4" and ",500" read "4,500".
+    words = [[0, 400, "4", False], [400, 900, ",500", True]]
+    amount = exports.to_json({}, [{**seg(0, 900, "4,500"), "words": words}])
+    assert [w["joins"] for w in json.loads(amount)["segments"][0]["words"]] == [False, True]

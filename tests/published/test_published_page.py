@@ -193,7 +193,7 @@ async def test_exports_parse(world: World) -> None:
     first = document["segments"][0]
     assert set(first) == {"start_ms", "end_ms", "speaker", "text", "words"}
     assert first["speaker"] == {"id": ana.id, "name": "Ana Host"}
-    assert first["words"][0] == {"start_ms": 0, "end_ms": 350, "text": "Welcome"}
+    assert first["words"][0] == {"start_ms": 0, "end_ms": 350, "text": "Welcome", "joins": False}
     assert all(w["start_ms"] <= w["end_ms"] for s in document["segments"] for w in s["words"])
 
     text = (await client.get(f"/c/{conv.slug}/transcript.txt")).text

@@ -13,6 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from junto.speech import words as wording
+
 JSON_SCHEMA_VERSION = 1
 
 
@@ -76,7 +78,10 @@ def to_json(conversation: dict[str, Any], segments: Sequence[dict[str, Any]]) ->
     {"version": 1, "conversation": {"slug", "title", "language", "url"},
      "speakers": [{"id", "name"}],
      "segments": [{"start_ms", "end_ms", "speaker": {"id", "name"} | null, "text",
-                   "words": [{"start_ms", "end_ms", "text"}]}]}
+                   "words": [{"start_ms", "end_ms", "text", "joins"}]}]}
+
+    `joins` (added within version 1): the word continues the one before with no space ("4"
+    then ",500" reads "4,500"), so a program can rebuild the text from the words.
     """
     speakers: dict[int, dict[str, Any]] = {}
     out_segments = []
@@ -84,6 +89,7 @@ def to_json(conversation: dict[str, Any], segments: Sequence[dict[str, Any]]) ->
         speaker = seg.get("speaker")
         if speaker:
             speakers.setdefault(int(speaker["id"]), {"id": speaker["id"], "name": speaker["name"]})
+        words = seg.get("words") or []
         out_segments.append(
             {
                 "start_ms": int(seg["start_ms"]),
@@ -91,8 +97,8 @@ def to_json(conversation: dict[str, Any], segments: Sequence[dict[str, Any]]) ->
                 "speaker": {"id": speaker["id"], "name": speaker["name"]} if speaker else None,
                 "text": seg["text"],
                 "words": [
-                    {"start_ms": int(w[0]), "end_ms": int(w[1]), "text": str(w[2])}
-                    for w in seg.get("words") or []
+                    {"start_ms": int(w[0]), "end_ms": int(w[1]), "text": str(w[2]), "joins": joins}
+                    for w, joins in zip(words, wording.flags(words), strict=True)
                 ],
             }
         )
