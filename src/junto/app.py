@@ -18,7 +18,7 @@ from junto.media.backends import build_media_backend
 from junto.node import Node
 from junto.pubsub import make_pubsub
 from junto.ratelimit import PostingLimiters
-from junto.storage.engine import make_engine, make_sessionmaker
+from junto.storage.engine import WriteQueue, make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
 from junto.web.render import STATIC_DIR
 
@@ -35,7 +35,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         if migrate:
             # Alembic drives its own event loop, so it runs in a worker thread.
             await asyncio.to_thread(upgrade, url)
-        engine = make_engine(url)
+        engine = make_engine(url, pool_timeout=settings.db_wait_seconds)
         pubsub = make_pubsub(settings.pubsub_url)
         await pubsub.start()
         node = Node(
@@ -44,6 +44,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             db=make_sessionmaker(engine),
             pubsub=pubsub,
             posting_limits=PostingLimiters(settings.limits),
+            writes=WriteQueue.for_url(url),
         )
         from junto.realtime.hub import Hub
 
@@ -108,8 +109,11 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     _install_routes(app)
     _document_bad_bodies(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    from junto.web.busy import BusyGuard
     from junto.web.compression import AnonymousGZip
 
+    # Outside the security middleware: its session lookup needs a connection too.
+    app.add_middleware(BusyGuard)
     app.add_middleware(AnonymousGZip)  # outermost: compresses the finished response
     return app
 

@@ -89,6 +89,9 @@ class Settings:
     secure_cookies: bool = False
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
     heartbeat_seconds: float = 15.0
+    # How long a request waits for a database connection when every pooled one is in use before
+    # the node answers 503 "busy" with Retry-After (issue 12): a few seconds, never a stall.
+    db_wait_seconds: float = 5.0
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
     # Media (the stage). "embedded" is the SFU inside the node; "none" turns live media off.
@@ -176,6 +179,7 @@ def load_settings() -> Settings:
         secure_cookies=_env_bool("SECURE_COOKIES", False),
         log_level=_env("LOG_LEVEL", "info"),
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", "15")),
+        db_wait_seconds=float(_env("DB_WAIT_SECONDS", "5")),
         limits=_limits_from_env(),
         media_backend=_env("MEDIA_BACKEND", "embedded"),
         media_addresses=_env_list("MEDIA_ADDRESSES"),

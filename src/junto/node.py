@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from junto.config import Settings
 from junto.pubsub import PubSub
 from junto.ratelimit import PostingLimiters
+from junto.storage.engine import WriteQueue
 
 if TYPE_CHECKING:
     from junto.jobs.supervisor import WorkerPool
@@ -28,6 +29,7 @@ class Node:
     db: async_sessionmaker[AsyncSession]
     pubsub: PubSub
     posting_limits: PostingLimiters
+    writes: WriteQueue  # room actions wait here before taking a connection
     hub: Hub | None = None
     media: MediaBackend | None = None  # None when live media is turned off
     stage: StageMedia | None = None

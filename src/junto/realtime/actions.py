@@ -38,6 +38,7 @@ from junto.realtime.views import (
     snapshot,
     viewer_info,
 )
+from junto.storage.engine import BUSY_RETRY_AFTER_S, PoolTimeout
 from junto.storage.tables import (
     CONSENT_STATEMENT,
     BackchannelPost,
@@ -82,10 +83,20 @@ async def dispatch(
         )
     _rate_limit(node, actor, action)
     handler = _HANDLERS[type(action)]
-    async with node.db() as db:
-        ctx = await _open(node, db, conversation.id, actor)
-        await handler(ctx, action)
-        await db.commit()
+    # Wait for this conversation's turn (the database's, on SQLite) before taking a connection:
+    # the lock taken in `_open` would make us wait anyway, and waiting here holds no connection
+    # that readers need (junto.storage.engine.WriteQueue, issue 12).
+    async with node.writes.turn(conversation.id):
+        try:
+            async with node.db() as db:
+                ctx = await _open(node, db, conversation.id, actor)
+                await handler(ctx, action)
+                await db.commit()
+        except PoolTimeout:
+            # Nothing was stored: the connection is taken before the first statement.
+            raise ActionError(
+                "busy", "the node is busy; try again in a moment", retry_after=BUSY_RETRY_AFTER_S
+            ) from None
     await _deliver(node, ctx.events)
     return ctx.events[-1] if ctx.events else None
 

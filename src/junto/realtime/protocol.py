@@ -48,6 +48,7 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"
     INVALID_STATE = "invalid_state"
     BAD_RESUME = "bad_resume"
+    BUSY = "busy"  # no database connection within Settings.db_wait_seconds: retry later
     # Media (docs/protocol.md, "Media errors"); the same values as junto.media.base.MediaErrorCode.
     BAD_SDP = "bad_sdp"
     UNSUPPORTED_CODEC = "unsupported_codec"

@@ -23,7 +23,7 @@ from junto.realtime.text import normalise_tag
 from junto.realtime.views import backchannel_page, chat_page
 from junto.storage.tables import Conversation, User
 from junto.web.conversations_api import answering
-from junto.web.deps import DbDep, NodeDep
+from junto.web.deps import DbDep, NodeDep, hand_over
 from junto.web.security import ApiError, CurrentUser, error_response
 
 # ActionError code -> HTTP status for the REST mirror.
@@ -37,6 +37,7 @@ STATUS_FOR_CODE = {
     "invalid_state": 409,
     "rate_limited": 429,
     "slow_mode": 429,
+    "busy": 503,
 }
 
 # Slugs are letters and digits (junto.conversations); anything else cannot name a conversation
@@ -143,12 +144,14 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "The conversation is not open for posting (expected scheduled or live).",
         413: "The text is longer than this node allows.",
         429: "Rate limit or slow mode: see Retry-After.",
+        503: "The node is overloaded (no database connection within a few seconds): retry "
+        "after Retry-After.",
     }
     return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
 
 
 # Whatever refuses a chat message or a backchannel post (see `dispatch`).
-POSTING_ERRORS = _errors(401, 403, 404, 409, 413, 429)
+POSTING_ERRORS = _errors(401, 403, 404, 409, 413, 429, 503)
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -184,6 +187,7 @@ async def _send(
     """Send `frame` as `user` in the conversation; a refusal raises ActionError, which the
     router answers with its HTTP status (see `action_error_response`)."""
     conv = await _visible(db, slug, user)
+    await hand_over(db)  # the action takes a connection of its own
     event = await actions.dispatch(node, conv, user, frame)
     assert event is not None  # sending always creates an event
     return event
