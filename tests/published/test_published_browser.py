@@ -51,6 +51,9 @@ async def assert_accessible(page: Page) -> None:
 async def prepare(live: LiveNode, slug: str, host_id: int, guest_id: int) -> None:
     """Pieces with words, a composite and backchannel posts, as the node's parts write them."""
     lines = [((host_id, guest_id)[who], offset, text) for who, offset, text in LINES]
+    # Words stored as older transcripts stored Whisper's pieces ("$4" ",500", no flag): the page
+    # shows and searches them as one written word.
+    lines.append((guest_id, 12.5, "It costs $4 ,500 now."))
     posts = [(guest_id, 2500, "First <b>post</b>"), (host_id, 6000, "Second post")]
     await write_transcribed(live, slug, lines, SECONDS, speaker_id=guest_id, posts=posts)
 
@@ -195,6 +198,10 @@ async def test_a_reader_follows_and_seeks_the_transcript(
         await query.fill("houseboat")
         await expect(page.locator("#search-count")).to_have_text("1 of 1 match")
         await expect(page.locator("#transcript span.w.hit-current")).to_have_text("houseboat")
+        await expect(page.locator("#transcript")).to_contain_text("It costs $4,500 now.")
+        await query.fill("4,500")
+        await expect(page.locator("#search-count")).to_have_text("1 of 1 match")
+        await expect(page.locator("#transcript span.w.hit-current")).to_have_text(["$4", ",500"])
         await screenshot(page, "published-1280")
         await assert_accessible(page)
 

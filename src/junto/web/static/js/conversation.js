@@ -154,8 +154,15 @@ function onActivate(event) {
 
 const query = document.getElementById("transcript-query");
 const counter = document.getElementById("search-count");
-const folded = words.map((w) => fold(w.textContent));
-let hits = []; // [first word index, length] of each match
+// A word Whisper wrote in pieces ("4" ",500", "US" "-based") is a span per piece with no space
+// between them (templates/conversation.html): search reads the pieces as one word.
+const units = []; // [first span index, span count] of each written word
+words.forEach((w, i) => {
+  if (i > 0 && w.previousSibling === words[i - 1]) units[units.length - 1][1] += 1;
+  else units.push([i, 1]);
+});
+const folded = units.map(([i, n]) => fold(words.slice(i, i + n).map((w) => w.textContent).join("")));
+let hits = []; // [first span index, span count] of each match
 let hitAt = -1;
 
 function fold(text) {
@@ -183,13 +190,16 @@ function search() {
   }
   // Consecutive words: the first and middle terms match whole words, the last a word's start
   // (so "river ci" finds "river cities" while typing); a single term matches inside a word.
-  for (let i = 0; i + terms.length <= words.length; i++) {
+  for (let i = 0; i + terms.length <= units.length; i++) {
     const ok = terms.every((term, j) => {
       const word = folded[i + j];
       if (terms.length === 1) return word.includes(term);
       return j === terms.length - 1 ? word.startsWith(term) : word === term;
     });
-    if (ok) hits.push([i, terms.length]);
+    if (!ok) continue;
+    const [first] = units[i];
+    const [lastStart, lastCount] = units[i + terms.length - 1];
+    hits.push([first, lastStart + lastCount - first]);
   }
   for (const [i, n] of hits) for (let k = i; k < i + n; k++) words[k].classList.add("hit");
   counter.textContent = hits.length
