@@ -4,7 +4,11 @@ summary, questions Whisper ended with a full stop; and bad input that must not c
 
 from __future__ import annotations
 
-from junto.knowledge import dataset, evaluate, items
+from importlib import resources
+
+import numpy as np
+
+from junto.knowledge import dataset, evaluate, items, train
 from junto.knowledge.embeddings import get_embedder
 from junto.knowledge.model import Knowledge
 from junto.knowledge.offline import extract
@@ -176,3 +180,21 @@ def test_the_summary_leads_with_what_was_decided_and_promised_not_fragments() ->
         assert fragment not in summary
     assert "okay, that's settled then, the new pricing page ships on monday." in summary
     assert "I'll write the release note for the pricing page tonight." in summary
+
+
+def test_training_again_gives_the_shipped_weights() -> None:
+    """`python -m junto.knowledge.train` made the shipped weights: fitted again on the train
+    meetings with the regularisation it chose, each kind's classifier is the same (the
+    cross-validation that chose it is deterministic too, and slow: not repeated here)."""
+    table = train.table(dataset.meetings("train"), get_embedder())
+    mean, scale = train.standardise(table.x)
+    shipped = items.load_model()
+    assert np.allclose(mean, shipped.mean, atol=1e-4)
+    assert np.allclose(scale, shipped.scale, rtol=1e-3)
+    path = resources.files("junto.knowledge") / "data" / items.MODEL_FILE
+    with resources.as_file(path) as file, np.load(file) as data:
+        lambdas = data["lambdas"]
+    for kind in range(len(items.KINDS)):
+        w, b = train.fit((table.x - mean) / scale, table.y[:, kind], float(lambdas[kind]))
+        assert np.allclose(w, shipped.weights[kind], atol=1e-3)
+        assert abs(b - float(shipped.bias[kind])) < 1e-3

@@ -114,13 +114,14 @@ def choose(t: Table, kind: int) -> tuple[float, float, float]:
 def train(embedder: Embedder, out: Path, log: bool = True) -> dict[str, float]:
     t = table(dataset.meetings("train"), embedder)
     mean, scale = standardise(t.x)
-    weights, biases, thresholds, report = [], [], [], {}
+    weights, biases, thresholds, lambdas, report = [], [], [], [], {}
     for kind, name in enumerate(items.KINDS):
         lam, threshold, cv = choose(t, kind)
         w, b = fit((t.x - mean) / scale, t.y[:, kind], lam)
         weights.append(w)
         biases.append(b)
         thresholds.append(threshold)
+        lambdas.append(lam)
         report[f"cv_f1_{name}"] = round(cv, 3)
         if log:
             print(f"{name}: lambda {lam}, threshold {threshold}, cross-validated F1 {cv:.3f}")
@@ -133,6 +134,7 @@ def train(embedder: Embedder, out: Path, log: bool = True) -> dict[str, float]:
         weights=np.array(weights, dtype=np.float32),
         bias=np.array(biases, dtype=np.float32),
         thresholds=np.array(thresholds, dtype=np.float32),
+        lambdas=np.array(lambdas),  # the regularisation chosen, to check a refit against
     )
     if log:
         print(f"{len(t.y)} train sentences from {len(np.unique(t.group))} meetings -> {out}")
