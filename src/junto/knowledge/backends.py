@@ -35,7 +35,7 @@ class Backend(Protocol):
 
 
 class Offline:
-    """Extractive summary, chapters, topics and cue-phrase items on the node's CPU."""
+    """Extractive summary, chapters, topics, and items by the classifier on the node's CPU."""
 
     name = "offline"
 
