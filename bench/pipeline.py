@@ -28,11 +28,11 @@ Measured (human summary, then one JSON line):
   wall clock of its first packet at the node (junto.recording.webm), and the recording's audio
   is cross-correlated with the source WAV (20 ms loudness contours, speech_support.features)
   to find which second of the WAV that was. So a WAV time t happened at
-  `started_at + t - lag` as the node hears it. This leaves out the browser's capture and encode
-  delay (10-40 ms) and the loopback network; the correlation's step is 20 ms. The page's own
-  getUserMedia time (a second anchor, printed as `anchor_gum_minus_rec_ms`) shows how far the
-  two anchors disagree. The caption of a turn is the speaker's caption whose end (on the
-  conversation's timeline) is nearest to the turn's end, within 2.5 s.
+  `started_at + t - lag` as the node hears it. This leaves out the browser's capture, encode
+  and send time; the correlation's step is 20 ms. The page's own getUserMedia time (a second
+  anchor, `anchor_gum_minus_rec_ms`; `caption_latency_ms_p95_mic_anchor` is the p95 from it)
+  shows how far the two anchors disagree. The caption of a turn is found by its words (see
+  `caption_latencies`).
 - `transcript_ready_s`: from the host's "end" call to the `transcript.build` job's finish.
 - `names_right`: the share of the participants' first names in the scripts that the final
   transcript has at the same place (a jiwer alignment, equal words only).
