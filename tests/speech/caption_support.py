@@ -7,6 +7,7 @@ tap hands the live captioner. Scoring uses the lead's `speech_scoring.wer` (norm
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -35,6 +36,31 @@ BEN = (
     "Thank you for having me. I grew up on a river, so this is personal. "
     "Many towns forget the river when the money stops.",
 )
+# One sentence of about 18 s without a pause: longer than the VAD's 12 s limit, so it is cut.
+MONOLOGUE = (
+    "en-us",
+    "The city council met on Tuesday evening to discuss the new budget for the river parks and "
+    "after a long debate about the cost of the bridges and the footpaths along the water the "
+    "members agreed to spend more money on the northern bank where the old warehouses stand "
+    "empty and the children have nowhere to play in the summer months",
+)
+# One sentence with two half-second pauses in it (SSML breaks): longer than the VAD's 400 ms,
+# so the pauses end utterances mid-sentence.
+PAUSED = (
+    "en-us",
+    '<speak>The people who worked on the docks <break time="500ms"/> cannot afford to stay '
+    'in the city <break time="500ms"/> where their parents grew up.</speak>',
+)
+# Real words that Whisper also invents on noise: said alone, with pauses between them.
+SHORT_WORDS = (
+    "en-us",
+    '<speak>Okay. <break time="1500ms"/> Thank you. <break time="1500ms"/> Bye.</speak>',
+)
+
+
+def script(text: str) -> str:
+    """What a script says (its SSML tags removed)."""
+    return re.sub(r"<[^>]+>", "", text)
 
 
 def need_tools() -> None:
@@ -51,8 +77,9 @@ def speak(folder: Path, name: str, voice: str, text: str, lead_s: float = 0.5) -
     folder.mkdir(parents=True, exist_ok=True)
     raw = folder / f"{name}-raw.wav"
     out = folder / f"{name}.wav"
+    ssml = ["-m"] if text.startswith("<speak>") else []
     subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text],
+        ["espeak-ng", "-v", voice, "-s", "160", *ssml, "-w", str(raw), text],
         check=True,
         capture_output=True,
     )
@@ -164,15 +191,27 @@ class Inbox:
                     raise TimeoutError(f"no matching worker message in {timeout} s")
                 self._cond.wait(left)
 
-    def finals(self, user_id: int, conversation_id: int | None = None) -> list[dict[str, Any]]:
+    def finals(
+        self, user_id: int, conversation_id: int | None = None, kinds: tuple[str, ...] = ("final",)
+    ) -> list[dict[str, Any]]:
         with self._cond:
             return [
                 m
                 for m in self.messages
-                if m.get("type") == "final"
+                if m.get("type") in kinds
                 and m["user_id"] == user_id
                 and (conversation_id is None or m["conversation_id"] == conversation_id)
             ]
+
+    def shown(self, user_id: int, conversation_id: int) -> list[str]:
+        """The caption texts a listener ends up reading: revisions in place of what they
+        replace, in time order."""
+        standing: dict[int, tuple[float, str]] = {}
+        for index, m in enumerate(self.finals(user_id, conversation_id, ("final", "revised"))):
+            for seq in m.get("replaces", ()):
+                standing.pop(seq, None)
+            standing[m.get("seq", -index)] = (m["start"], m["text"])
+        return [text for _, text in sorted(standing.values())]
 
 
 def interleave(*streams: Iterable[tuple[Any, bytes]]) -> list[tuple[Any, bytes, int]]:

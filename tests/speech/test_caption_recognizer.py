@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from caption_support import ANA, pcm16k, speak
+from caption_support import ANA, MONOLOGUE, pcm16k, speak
 
 from junto.config import Settings
 from junto.speech.models import resolve_model
@@ -17,7 +17,7 @@ from junto.speech.recognizer import (
     repeats_itself,
     without_repeats,
 )
-from speech_scoring import wer
+from speech_scoring import normalize, wer
 
 
 def test_short_window_and_full_transcribe_both_read_the_speaker(tmp_path: Path) -> None:
@@ -46,6 +46,23 @@ def test_whispers_inventions_on_near_silence_are_not_captions() -> None:
     assert not plausible(said("[BLANK_AUDIO]"), 3.0)
     assert not plausible(said("Some words", logprob=-0.9, no_speech=0.8), 2.0)
     assert plausible(said("Some words", logprob=-0.2, no_speech=0.8), 2.0)  # confident speech
+    # Whisper unsure, the VAD sure somebody spoke (measured on a lone "Okay." and "Thank you."):
+    assert plausible(said("Okay", logprob=-1.07, no_speech=0.22), 0.7, voiced=0.9)
+    assert plausible(said("Thank You", logprob=-0.77, no_speech=0.71), 0.9, voiced=0.94)
+    assert not plausible(said("Thank You", logprob=-0.77, no_speech=0.71), 0.9, voiced=0.6)
+    assert not plausible(said("(music)"), 3.0, voiced=0.99)
+
+
+def test_a_long_dense_utterance_is_decoded_to_its_last_word(tmp_path: Path) -> None:
+    """18 s of speech without a pause (what a revision decodes): the short window used to stop
+    at half its token budget without noticing, and the caption ended "...nowhere to play in"."""
+    model = resolve_model("tiny.en", Settings(data_dir=tmp_path))
+    audio = pcm16k(speak(tmp_path, "monologue", *MONOLOGUE))
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    audio = audio[loud[0] - 3200 : loud[-1] + 1600]  # as the VAD cuts it: 0.2 s before, 0.1 after
+    found = Recognizer(model, english_only=True)(audio)
+    assert wer(MONOLOGUE[1], found.text) <= 0.1, found.text
+    assert normalize(found.text).endswith("summer months"), found.text
 
 
 def test_a_looping_caption_is_caught_and_said_once() -> None:

@@ -17,11 +17,15 @@ import pytest
 from caption_support import (
     ANA,
     BEN,
+    MONOLOGUE,
+    PAUSED,
+    SHORT_WORDS,
     Inbox,
     garbage_packets,
     interleave,
     noise_packets,
     opus_packets,
+    script,
     silence_packets,
     speak,
 )
@@ -30,7 +34,7 @@ from junto.config import Settings
 from junto.speech.caption_process import CaptionProcess
 from junto.speech.caption_worker import WorkerConfig
 from junto.speech.models import resolve_model
-from speech_scoring import corpus_wer, wer
+from speech_scoring import corpus_wer, normalize, wer
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +165,59 @@ def test_a_pause_in_arrival_ends_an_utterance_and_lost_packets_do_not(
     lossy_captions = inbox.finals(2, 13)
     assert 1 <= len(lossy_captions) <= 2  # one turn: not cut into pieces by the lost packets
     assert wer(ana_text, [m["text"] for m in lossy_captions]) <= 0.35
+
+
+def spoken_alone(
+    process: CaptionProcess,
+    inbox: Inbox,
+    tmp_path: Path,
+    key: tuple[int, int],
+    line: tuple[str, str],
+) -> None:
+    """One speaker says `line` (then 1 s of silence) and stops publishing."""
+    packets = opus_packets(speak(tmp_path, f"line-{key[0]}", *line)) + silence_packets(1.0)
+    send(process, [(key, p, i) for i, p in enumerate(packets)])
+    process.end_stream(key)
+    drained(process, inbox, f"line-{key[0]}")
+
+
+@pytest.mark.parametrize(
+    ("line", "conversation"),
+    [(MONOLOGUE, 20), (PAUSED, 21)],
+    ids=["cut-by-the-length-limit", "split-by-short-pauses"],
+)
+def test_a_sentence_split_into_several_captions_is_revised_whole(
+    worker: tuple[CaptionProcess, Inbox], tmp_path: Path, line: tuple[str, str], conversation: int
+) -> None:
+    """Issue 13: "an utterance's caption can stop mid-sentence". A sentence longer than the
+    VAD's 12 s, or with half-second pauses in it, comes out in pieces; once heard whole it is
+    recognised again and one caption replaces the pieces, with its last words."""
+    process, inbox = worker
+    said = script(line[1])
+    spoken_alone(process, inbox, tmp_path, (conversation, 1), line)
+
+    firsts = inbox.finals(1, conversation)
+    assert len(firsts) >= 2  # the split the revision is for
+    shown = inbox.shown(1, conversation)
+    assert len(shown) == 1, shown
+    assert wer(said, shown) <= 0.1
+    last_words = " ".join(normalize(said).split()[-2:])
+    assert normalize(shown[0]).endswith(last_words)
+    # Each piece's own caption came first: the revision never held it back.
+    kinds = [m["type"] for m in inbox.finals(1, conversation, ("final", "revised"))]
+    assert kinds.index("revised") > max(i for i, k in enumerate(kinds) if k == "final")
+    (revised,) = [m for m in inbox.finals(1, conversation, ("revised",))]
+    assert sorted(revised["replaces"]) == sorted(m["seq"] for m in firsts)
+    assert revised["start"] == firsts[0]["start"] and revised["end"] == firsts[-1]["end"]
+
+
+def test_short_real_words_are_not_taken_for_whispers_inventions(
+    worker: tuple[CaptionProcess, Inbox], tmp_path: Path
+) -> None:
+    """ "Okay." and "Thank you." said alone are words Whisper also invents on noise; the VAD was
+    sure they were speech, so they are captioned (the noise test above keeps the other side)."""
+    process, inbox = worker
+    spoken_alone(process, inbox, tmp_path, (22, 1), SHORT_WORDS)
+    shown = inbox.shown(1, 22)
+    assert len(shown) == 3, shown  # one caption each
+    assert wer(script(SHORT_WORDS[1]), shown) <= 0.25, shown  # one word misheard at most

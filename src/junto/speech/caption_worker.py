@@ -12,11 +12,24 @@ queue, in order of arrival, for a single transcriber thread (faster-whisper, gre
 default); while it is idle it may transcribe the utterance still being spoken and send a
 partial caption.
 
+Revisions: an utterance ends at a pause of `min_silence_ms` or at the length limit, so a
+sentence with a comma-length pause in it, or a monologue, comes out as several captions, the
+pieces recognised apart (Whisper hears a fragment's last words without what follows them).
+When the next utterance of the same stream continues the previous one (it was cut; or it began
+within `join_gap_s`, and either piece is short, the previous text did not end a sentence or
+the new one starts in lower case), the worker, once idle and once the speaker has not gone on,
+recognises the pieces' audio joined (at most `join_max_s`, inside Whisper's 30 s window with
+room for its padding) and sends a `revised` caption that replaces the captions shown for them.
+The first version of each caption never waits for this.
+
 Frames, both ways: 1 byte kind, 4 bytes little-endian payload length, payload.
   node -> worker  C config (JSON, first)  P packet (<qqd conversation, user, arrival wall clock;
                   then the Opus packet)   E stream end (<qq)   D drain (JSON {"token"})
                   S stats request
-  worker -> node  J one JSON message: ready, final, partial, drained, stats, error
+  worker -> node  J one JSON message: ready, final, revised, partial, drained, stats, error
+
+Every final and revised caption carries a `seq` (unique within one worker process); a revised
+one lists the `seq`s it `replaces`.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from junto.speech.recognizer import Recognizer, plausible
+from junto.speech.recognizer import Recognizer, plausible, same_words
 from junto.speech.vad import SAMPLE_RATE, Audio, StreamingVad, Utterance, VadConfig
 
 log = logging.getLogger("junto.speech.worker")
@@ -66,6 +79,15 @@ class WorkerConfig:
     partials: bool = True
     partial_every_s: float = 2.5
     short_window: bool = True  # decode from the utterance's length, not 30 s (recognizer.py)
+    revisions: bool = True  # re-recognise an utterance split by a pause or cut (module doc)
+    # Pieces at most this far apart (padding to padding; a 400 ms pause leaves about 100 ms,
+    # a 1.1 s pause 800 ms) may be one sentence.
+    join_gap_s: float = 0.8
+    # Joined audio at most this long: the short window pads 3 s of silence inside Whisper's
+    # 30 s, and without it Whisper loops (recognizer.py).
+    join_max_s: float = 27.0
+    # Pieces with less speech than this are taken for parts of a sentence, whatever their marks.
+    fragment_s: float = 2.5
     vad: VadConfig = field(default_factory=VadConfig)
 
     def to_json(self) -> bytes:
@@ -130,10 +152,11 @@ class _Timeline:
 
 
 class _Stream:
-    def __init__(self, key: StreamKey, vad: VadConfig) -> None:
+    def __init__(self, key: StreamKey, vad: VadConfig, generation: int) -> None:
         import av
 
         self.key = key
+        self.generation = generation  # a stream ended and begun again starts a new timeline
         self.decoder = av.CodecContext.create("opus", "r")
         self.decoder.thread_count = 1  # 20 ms packets: a thread pool per stream only costs
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
@@ -179,10 +202,67 @@ class _Stream:
 @dataclass
 class _Job:
     key: StreamKey
+    generation: int
     utterance: Utterance
     start_wall: float
     end_wall: float
     speech_end_wall: float
+
+
+@dataclass
+class _Piece:
+    """A transcribed utterance, kept while a following one may continue its sentence."""
+
+    seq: int | None  # the final caption sent for it (None: nothing plausible was heard)
+    job: _Job
+    text: str
+
+
+@dataclass
+class _Group:
+    """Consecutive utterances of one stream that make one sentence (or one monologue)."""
+
+    key: StreamKey
+    generation: int
+    pieces: list[_Piece]
+    shown: list[int]  # seqs of the captions standing for the group now: what a revision replaces
+    shown_text: list[str]
+    changed_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def start(self) -> int:
+        return self.pieces[0].job.utterance.start
+
+    @property
+    def last(self) -> _Piece:
+        return self.pieces[-1]
+
+    def audio(self) -> Audio:
+        """The pieces' audio on one timeline: a pause between them comes back as silence."""
+        parts: list[Audio] = []
+        at = self.start
+        for piece in self.pieces:
+            u = piece.job.utterance
+            if u.start > at:
+                parts.append(np.zeros(u.start - at, dtype=np.float32))
+            parts.append(u.audio)
+            at = u.end
+        return np.concatenate(parts)
+
+    def voiced(self) -> float:
+        sizes = [len(p.job.utterance.audio) for p in self.pieces]
+        scores = [p.job.utterance.voiced for p in self.pieces]
+        return float(np.average(scores, weights=sizes)) if sum(sizes) else 0.0
+
+
+_SENTENCE_END = (".", "?", "!", "…")
+
+
+def continues(previous: str, following: str) -> bool:
+    """Whether `following` reads as the rest of `previous`'s sentence, by Whisper's own marks:
+    no full stop at the end of the first piece, or a lower-case start of the next."""
+    first = following.lstrip(" \"'-")
+    return not previous.rstrip().endswith(_SENTENCE_END) or (first[:1].islower())
 
 
 @dataclass
@@ -191,6 +271,7 @@ class _Counters:
     bad_packets: int = 0
     utterances: int = 0
     finals: int = 0
+    revisions: int = 0
     partials: int = 0
     dropped_hallucinations: int = 0
     full_window: int = 0  # utterances the short window could not decode (recognizer.py)
@@ -212,6 +293,11 @@ class CaptionWorker:
         self._lock = threading.Lock()  # streams are fed by the reader, peeked by the transcriber
         self._jobs: queue.Queue[_Job | str | None] = queue.Queue()
         self._recognise: Recognizer | None = None
+        self._generations = 0
+        self._seq = 0
+        # The transcriber thread's own: each stream's latest group, and the groups due a revision.
+        self._groups: dict[StreamKey, _Group] = {}
+        self._due: list[_Group] = []
         self._thread = threading.Thread(target=self._transcriber, name="transcriber", daemon=True)
 
     def start(self) -> None:
@@ -240,7 +326,8 @@ class CaptionWorker:
         with self._lock:
             stream = self._streams.get(key)
             if stream is None:
-                stream = self._streams[key] = _Stream(key, self.config.vad)
+                self._generations += 1
+                stream = self._streams[key] = _Stream(key, self.config.vad, self._generations)
             try:
                 pcm = stream.decode(data)
             except Exception:
@@ -274,7 +361,14 @@ class CaptionWorker:
             self.counters.utterances += 1
             t = stream.timeline
             self._jobs.put(
-                _Job(stream.key, u, t.wall(u.start), t.wall(u.end), t.wall(u.speech_end))
+                _Job(
+                    stream.key,
+                    stream.generation,
+                    u,
+                    t.wall(u.start),
+                    t.wall(u.end),
+                    t.wall(u.speech_end),
+                )
             )
 
     # ---- transcription (its own thread) ---------------------------------------------------------
@@ -284,12 +378,15 @@ class CaptionWorker:
             try:
                 job = self._jobs.get(timeout=0.1)
             except queue.Empty:
-                if self.config.partials:
+                # Idle: a revision first (it settles what people read), then a preview.
+                if not self._revise_one() and self.config.partials:
                     self._partial()
                 continue
             if job is None:
                 return
             if isinstance(job, str):
+                while self._revise_one(force=True):
+                    pass
                 self.emit({"type": "drained", "token": job})
                 continue
             try:
@@ -308,24 +405,128 @@ class CaptionWorker:
         if not found.fast:
             self.counters.full_window += 1
         speech_s = (u.speech_end - u.start) / SAMPLE_RATE
-        if not plausible(found, speech_s):
+        seq: int | None = None
+        if plausible(found, speech_s, u.voiced):
+            seq = self._next_seq()
+            self.counters.finals += 1
+            self.emit(
+                {
+                    "type": "final",
+                    "seq": seq,
+                    "conversation_id": job.key[0],
+                    "user_id": job.key[1],
+                    "start": job.start_wall,
+                    "end": job.end_wall,
+                    "utterance_end": job.speech_end_wall,
+                    "text": found.text,
+                    "cut": u.cut,
+                    "audio_s": round(u.duration_s, 3),
+                    "emitted_at": time.time(),
+                }
+            )
+        else:
             self.counters.dropped_hallucinations += 1
-            return
-        self.counters.finals += 1
+        if self.config.revisions:
+            self._join(_Piece(seq, job, found.text if seq is not None else ""))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # ---- revisions (the transcriber thread) -----------------------------------------------------
+
+    def _join(self, piece: _Piece) -> None:
+        key = piece.job.key
+        group = self._groups.get(key)
+        shown = [piece.seq] if piece.seq is not None else []
+        text = [piece.text] if piece.seq is not None else []
+        if group is not None and self._continues(group, piece):
+            group.pieces.append(piece)
+            group.shown += shown
+            group.shown_text += text
+            group.changed_at = time.monotonic()
+            if not any(due is group for due in self._due):
+                self._due.append(group)
+        else:
+            # The previous group (revised or still due) is complete: this one starts afresh.
+            self._groups[key] = _Group(key, piece.job.generation, [piece], shown, text)
+
+    def _continues(self, group: _Group, piece: _Piece) -> bool:
+        u, last = piece.job.utterance, group.last.job.utterance
+        if group.generation != piece.job.generation:
+            return False
+        if u.end - group.start > self.config.join_max_s * SAMPLE_RATE:
+            return False
+        if last.cut:
+            return True
+        if u.start - last.end > self.config.join_gap_s * SAMPLE_RATE:
+            return False
+        # Whisper ends most pieces with a full stop, heard alone or not; a piece this short is
+        # rarely a whole sentence, though ("cannot afford to stay in the city.").
+        fragment = SAMPLE_RATE * self.config.fragment_s
+        if min(last.speech_end - last.start, u.speech_end - u.start) < fragment:
+            return True
+        return continues(group.last.text, piece.text)
+
+    def _may_go_on(self, key: StreamKey, group: _Group) -> bool:
+        """The speaker may still be saying the group's sentence: wait before revising it (a
+        revision redone for every further piece would cost the CPU finals need)."""
+        if time.monotonic() - group.changed_at > 3.0:
+            return False  # the stream stalled (a muted microphone): revise what was heard
+        gap = int(self.config.join_gap_s * SAMPLE_RATE)
+        last = group.last.job.utterance
+        with self._lock:
+            stream = self._streams.get(key)
+            if stream is None or stream.generation != group.generation:
+                return False
+            if stream.vad.in_speech:
+                return last.cut or stream.vad.ongoing_start - last.end <= gap
+            return stream.vad.samples_fed - last.end <= gap
+
+    def _revise_one(self, *, force: bool = False) -> bool:
+        """Revise one group that is due (the oldest the speaker is done with); True if any ran."""
+        for group in self._due:
+            if not force and self._may_go_on(group.key, group):
+                continue
+            self._due.remove(group)
+            try:
+                self._revise(group.key, group)
+            except Exception as exc:
+                log.exception("revising a caption failed")
+                self.emit({"type": "error", "message": f"revision failed: {exc}"})
+            return True
+        return False
+
+    def _revise(self, key: StreamKey, group: _Group) -> None:
+        assert self._recognise is not None
+        audio = group.audio()
+        began = time.monotonic()
+        found = self._recognise(audio)
+        self.counters.transcribe_s += time.monotonic() - began
+        self.counters.audio_s += len(audio) / SAMPLE_RATE
+        if not plausible(found, len(audio) / SAMPLE_RATE, group.voiced()):
+            return  # the pieces' own captions stand
+        if group.shown and same_words(found.text, " ".join(group.shown_text)):
+            return  # nothing to correct
+        seq = self._next_seq()
+        first, last = group.pieces[0].job, group.last.job
+        self.counters.revisions += 1
         self.emit(
             {
-                "type": "final",
-                "conversation_id": job.key[0],
-                "user_id": job.key[1],
-                "start": job.start_wall,
-                "end": job.end_wall,
-                "utterance_end": job.speech_end_wall,
+                "type": "revised",
+                "seq": seq,
+                "replaces": list(group.shown),
+                "conversation_id": key[0],
+                "user_id": key[1],
+                "start": first.start_wall,
+                "end": last.end_wall,
+                "utterance_end": last.speech_end_wall,
                 "text": found.text,
-                "cut": u.cut,
-                "audio_s": round(u.duration_s, 3),
+                "audio_s": round(len(audio) / SAMPLE_RATE, 3),
                 "emitted_at": time.time(),
             }
         )
+        group.shown, group.shown_text = [seq], [found.text]
 
     def _partial(self) -> None:
         """Transcribe the longest-waiting utterance in progress, if one is due a partial."""

@@ -119,7 +119,11 @@ class Recognizer:
             features = features[:, :target]
         encoded = model.encode(features)
         budget = int(len(audio) / SAMPLE_RATE * TOKENS_PER_SECOND_MAX) + 12
-        max_length = min(model.max_length, len(prompt) + budget)
+        # CTranslate2's Whisper `generate` stops after max_length / 2 new tokens (measured with
+        # 4.x: 40 -> 20, 122 -> 61), so asking for `budget` silently cut every caption denser
+        # than about 3 tokens a second before its last words ("...nowhere to play in"): ask for
+        # twice, and hold the decoder to `budget` ourselves.
+        max_length = min(model.max_length, len(prompt) + 2 * budget)
         result = model.model.generate(
             encoded,
             [prompt],
@@ -133,7 +137,7 @@ class Recognizer:
         tokens = result.sequences_ids[0]
         text = tokenizer.decode(tokens).strip()
         if (
-            len(prompt) + len(tokens) >= max_length
+            len(tokens) >= min(budget, (max_length - len(prompt)) // 2)
             or (text and get_compression_ratio(text) > COMPRESSION_RATIO_MAX)
             or repeats_itself(text)
         ):
@@ -194,14 +198,33 @@ def without_repeats(text: str, longest: int = 8) -> str:
     return " ".join(words)
 
 
-def plausible(found: Recognised, speech_s: float) -> bool:
-    """False for Whisper's inventions on near-silence and noise."""
+# Mean speech probability (vad.Utterance.voiced) above which the VAD is sure somebody spoke.
+# Measured on espeak-ng: lone "Okay.", "Thank you.", "Bye." score 0.89-0.95, sentences
+# 0.94-0.98; white noise never reaches the VAD's threshold (0.5) at all.
+VOICED_SURE = 0.85
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two texts say the same words (case, punctuation and spacing aside)."""
+
+    def words(text: str) -> list[str]:
+        return "".join(ch if ch.isalnum() or ch == "'" else " " for ch in text.lower()).split()
+
+    return words(a) == words(b)
+
+
+def plausible(found: Recognised, speech_s: float, voiced: float = 0.0) -> bool:
+    """False for Whisper's inventions on near-silence and noise. `voiced` is the VAD's
+    confidence in the audio: when it is sure somebody spoke, a short "Okay." or "Thank you."
+    that Whisper itself is unsure of is what they said (measured: both used to be dropped)."""
     words = "".join(ch for ch in found.text.lower() if ch.isalnum() or ch in " '").strip()
     if not words:
         return False  # empty, punctuation only
     stripped = found.text.strip()
     if stripped.startswith(("[", "(", "*")) and stripped.endswith(("]", ")", "*")):
         return False  # "(music)", "[BLANK_AUDIO]", "*sighs*": not words anybody said
+    if voiced >= VOICED_SURE:
+        return True
     if found.no_speech_prob > 0.6 and found.avg_logprob < -0.5:
         return False  # the model itself thinks nobody spoke
     return not (words in _HALLUCINATIONS and (speech_s < 0.6 or found.avg_logprob < -1.0))

@@ -52,6 +52,10 @@ class Utterance:
     speech_end: int  # one past the last speech window (without the padding after)
     audio: Audio
     cut: bool = False  # ended by the length limit, not by a pause: the speaker goes on
+    # Mean speech probability of its speech windows (those at or above the threshold): how
+    # sure the VAD is that somebody spoke. Whisper's own confidence is low on a lone short word
+    # ("Okay.", "Thank you."), the VAD's is not (recognizer.plausible).
+    voiced: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -188,12 +192,18 @@ class StreamingVad:
 
     def _finish(self, speech_end: int, end: int) -> Utterance | None:
         self._in_speech = False
-        self._windows = []
         self._silence_from = None
         if speech_end - self._speech_start < self._min_speech:
+            self._windows = []
             return None  # too short to be words: a click or a cough
+        voiced = self._voiced()
+        self._windows = []
         self._last_end = end
-        return Utterance(self._start, end, speech_end, self._slice(self._start, end))
+        return Utterance(self._start, end, speech_end, self._slice(self._start, end), voiced=voiced)
+
+    def _voiced(self) -> float:
+        probs = [p for _, p, _ in self._windows if p >= self.config.threshold]
+        return float(np.mean(probs)) if probs else 0.0
 
     def _cut(self, end: int) -> Utterance:
         # The quietest window of the last cut_search_s: lowest speech probability, then lowest
@@ -202,7 +212,9 @@ class StreamingVad:
         candidates = [w for w in self._windows if w[0] >= search_from] or self._windows[-1:]
         at, _, _ = min(candidates, key=lambda w: (w[1], w[2]))
         cut = at + WINDOW // 2
-        utterance = Utterance(self._start, cut, cut, self._slice(self._start, cut), cut=True)
+        utterance = Utterance(
+            self._start, cut, cut, self._slice(self._start, cut), cut=True, voiced=self._voiced()
+        )
         self._start = self._speech_start = self._last_end = cut
         self._windows = [w for w in self._windows if w[0] >= at]
         if self._silence_from is not None and self._silence_from < cut:
