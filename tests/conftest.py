@@ -92,9 +92,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    # No job worker processes: tests that need workers run them explicitly.
+    # No job worker processes: tests that need workers run them explicitly. The public URL is
+    # the address the in-process clients use (httpx's http://testserver), as an operator sets
+    # JUNTO_PUBLIC_URL to the address people use: absolute links never come from a Host header.
     return Settings(
-        data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret", workers=0
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key="test-secret",
+        workers=0,
+        public_url="http://testserver",
     )
 
 

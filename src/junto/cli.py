@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import gc
 import getpass
+import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from junto import __version__
 from junto.config import Settings, load_settings
@@ -212,11 +214,50 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+def serve_problem(settings: Settings) -> str | None:
+    """Why `junto serve` must not start with these settings, or None if it may.
+
+    Every absolute link the node writes (feeds, Open Graph tags, oEmbed, invites) comes from
+    `Settings.base_url`, never from a request's Host header. Without JUNTO_PUBLIC_URL that is the
+    listening address, which is right only on this machine: a node reachable from others would
+    hand out links to 0.0.0.0 or to an address behind a proxy.
+    """
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return (
+                "JUNTO_PUBLIC_URL must be an http(s) address such as https://junto.example.org, "
+                f"got {settings.public_url!r}"
+            )
+        return None
+    if _is_loopback(settings.host):
+        return None
+    return (
+        f"--host {settings.host} accepts connections from other machines, but JUNTO_PUBLIC_URL "
+        "is not set, so links in feeds, link previews and embeds could not reach this node. "
+        "Set JUNTO_PUBLIC_URL to the address people use (e.g. "
+        "JUNTO_PUBLIC_URL=https://junto.example.org), or listen on 127.0.0.1."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
     from junto.app import build_app
 
+    problem = serve_problem(settings)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
     tune_gc()
@@ -261,7 +302,7 @@ async def _with_db(settings: Settings, action: str, args: argparse.Namespace) ->
             else:
                 token = await accounts.issue_password_reset(db, args.username)
                 await db.commit()
-                base = settings.public_url or f"http://{settings.host}:{settings.port}"
+                base = settings.base_url
                 print(f"password reset link (valid 1 hour): {base}/reset-password?token={token}")
     except accounts.AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -129,6 +129,20 @@ class Settings:
     llm_timeout_s: float = 60.0
 
     @property
+    def base_url(self) -> str:
+        """The node's absolute address, for every link it writes out (feeds, Open Graph tags,
+        oEmbed, invite and reset links): JUNTO_PUBLIC_URL, else the address it listens on.
+
+        Never a request's Host header: clients choose it, so a link built from it could point
+        feed readers, link previews or caches at someone else's site. `junto serve` refuses a
+        non-loopback address without JUNTO_PUBLIC_URL, so the fallback is only ever local.
+        """
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        return f"http://{host}:{self.port}"
+
+    @property
     def effective_models_dir(self) -> Path:
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 

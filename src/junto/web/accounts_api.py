@@ -248,9 +248,8 @@ async def request_reset(request: Request, db: DbDep, username: str) -> None:
     await db.commit()
     settings = request.app.state.settings
     # Never build the link from the request's Host header: anyone could make the operator
-    # forward a link to their own site, carrying a valid token. Without a configured public URL
-    # the node's own listening address is the honest guess (the CLI does the same).
-    base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    # forward a link to their own site, carrying a valid token (junto.config.Settings.base_url).
+    base = settings.base_url
     log.warning(
         "password reset requested for %r: %s/reset-password?token=%s (valid 1 hour)",
         username.strip().lower(),

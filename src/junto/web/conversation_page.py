@@ -46,7 +46,6 @@ from junto.storage.tables import (
 from junto.transcripts import store
 from junto.transcripts.exports import clock
 from junto.web import security
-from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render, render_in_thread
 from junto.web.snippet_pages import mmss
@@ -84,7 +83,7 @@ async def conversation_page(
         speaker_ids.update(a.owner_id for a in knowledge.action_items)
     hosts = await _hosts(db, conv)
     people = await store.names(db, speaker_ids | {h.id for h in hosts})
-    site = base_url(request, node)
+    site = node.settings.base_url
     page_url = f"{site}/c/{conv.slug}"
     playing = player(conv, media)
     start_at = _start_seconds(request.query_params.get("t"))

@@ -176,10 +176,6 @@ Slug = Annotated[str, Path(min_length=1, max_length=16, description="The convers
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def base_url(request: Request, node: Node) -> str:
-    return node.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-
-
 def live_counts(node: Node, conv: Conversation) -> tuple[int, int]:
     """(present, on_stage) from the hub; zeros while nobody can be in the room."""
     counts = getattr(node.hub, "counts", None)
@@ -199,7 +195,7 @@ def conversation_out(
         "scheduled_at": conv.scheduled_at,
         "started_at": conv.started_at,
         "ended_at": conv.ended_at,
-        "url": f"{base_url(request, node)}/c/{conv.slug}",
+        "url": f"{node.settings.base_url}/c/{conv.slug}",
     }
 
 
@@ -260,7 +256,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 def invite_out(request: Request, node: Node, invite: Invite, token: str) -> InviteOut:
     return InviteOut(
         id=invite.id,
-        url=f"{base_url(request, node)}/invite/{token}",
+        url=f"{node.settings.base_url}/invite/{token}",
         token=token,
         role=invite.role,
         expires_at=invite.expires_at,

@@ -25,7 +25,7 @@ from junto.conversations import ConversationError
 from junto.node import Node
 from junto.storage.tables import Conversation, ConversationState, Role, User, Visibility
 from junto.web import security
-from junto.web.conversations_api import answering, base_url, live_counts
+from junto.web.conversations_api import answering, live_counts
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.security import CurrentUser
@@ -316,7 +316,7 @@ async def _host_context(
     request: Request, db: AsyncSession, node: Node, conv: Conversation, user: User
 ) -> dict[str, Any]:
     key = node.settings.secret_key
-    root = base_url(request, node)
+    root = node.settings.base_url
     open_invites = [
         {
             "id": i.id,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from junto import feeds
-from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 
 router = APIRouter(include_in_schema=False)
@@ -17,21 +16,21 @@ CACHE = {"Cache-Control": "public, max-age=60"}
 
 
 @router.get("/feeds/conversations.rss")
-async def conversations_rss(request: Request, db: DbDep, node: NodeDep) -> Response:
+async def conversations_rss(db: DbDep, node: NodeDep) -> Response:
     entries = await feeds.published(db)
-    body = feeds.rss(entries, base_url(request, node), TITLE)
+    body = feeds.rss(entries, node.settings.base_url, TITLE)
     return Response(body, media_type="application/rss+xml; charset=utf-8", headers=CACHE)
 
 
 @router.get("/feeds/conversations.atom")
-async def conversations_atom(request: Request, db: DbDep, node: NodeDep) -> Response:
+async def conversations_atom(db: DbDep, node: NodeDep) -> Response:
     entries = await feeds.published(db)
-    body = feeds.atom(entries, base_url(request, node), TITLE)
+    body = feeds.atom(entries, node.settings.base_url, TITLE)
     return Response(body, media_type="application/atom+xml; charset=utf-8", headers=CACHE)
 
 
 @router.get("/feeds/podcast.rss")
-async def podcast_rss(request: Request, db: DbDep, node: NodeDep) -> Response:
+async def podcast_rss(db: DbDep, node: NodeDep) -> Response:
     entries = await feeds.published(db)
-    body = feeds.rss(entries, base_url(request, node), TITLE, podcast=True)
+    body = feeds.rss(entries, node.settings.base_url, TITLE, podcast=True)
     return Response(body, media_type="application/rss+xml; charset=utf-8", headers=CACHE)

@@ -19,7 +19,6 @@ from junto import clips, snippets
 from junto.node import Node
 from junto.storage.tables import Conversation, Snippet
 from junto.web import security
-from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.snippets_api import EMBED_HEIGHT, EMBED_WIDTH, describe
@@ -64,7 +63,7 @@ async def _context(
     about = await describe(request, node, db, snippet, conv)
     viewer = security.current_user(request)
     text = snippet.text
-    base = base_url(request, node)
+    base = node.settings.base_url
     return {
         "snippet": about,
         "conv": conv,
@@ -136,7 +135,7 @@ async def oembed(
         "author_name": ", ".join(s["name"] for s in about["speakers"]) or conv.title,
         "author_url": about["conversation"]["url"],
         "provider_name": "Junto",
-        "provider_url": base_url(request, node) + "/",
+        "provider_url": node.settings.base_url + "/",
         "html": about["embed_html"]
         .replace(f'width="{EMBED_WIDTH}"', f'width="{width}"')
         .replace(f'height="{EMBED_HEIGHT}"', f'height="{height}"'),

@@ -27,7 +27,6 @@ from junto.web.conversations_api import (
     Slug,
     _errors,
     answering,
-    base_url,
     error_response,
     visible,
 )
@@ -107,7 +106,7 @@ def embed_html(url: str, title: str) -> str:
 async def describe(
     request: Request, node: Node, db: AsyncSession, snippet: Snippet, conv: Conversation
 ) -> dict[str, Any]:
-    base = base_url(request, node)
+    base = node.settings.base_url
     url = f"{base}/s/{snippet.slug}"
     files: dict[str, str] = {}
     if snippet.state == snippets.READY:

@@ -26,7 +26,6 @@ from junto.storage.tables import Caption, Conversation, Recording, RecordingStat
 from junto.transcripts import edits, exports, store
 from junto.transcripts.exports import clock
 from junto.web import security
-from junto.web.conversations_api import base_url
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render, render_in_thread
 from junto.web.room_page import STATE_LABELS
@@ -378,7 +377,7 @@ async def transcript_export(
             "slug": conv.slug,
             "title": conv.title,
             "language": conv.language,
-            "url": f"{base_url(request, node)}/c/{conv.slug}",
+            "url": f"{node.settings.base_url}/c/{conv.slug}",
         }
         text = exports.to_json(about, view.segments)
     return Response(
