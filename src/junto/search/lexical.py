@@ -113,8 +113,9 @@ class Match:
         return self.words + SOUND_CREDIT * self.sounds
 
 
-def matches(tokens: Sequence[str], terms: Sequence[Term]) -> Match:
-    """How lower-case `tokens` (a passage's) hold the query's terms."""
+def matches(tokens: Sequence[str], terms: Sequence[Term], by_sound: bool = True) -> Match:
+    """How lower-case `tokens` (a passage's) hold the query's terms (sound-alikes only if
+    `by_sound`)."""
     if not terms or not tokens:
         return Match(0.0, 0.0, frozenset())
     stems = [stem(t) for t in tokens]
@@ -125,7 +126,7 @@ def matches(tokens: Sequence[str], terms: Sequence[Term]) -> Match:
         if exact:
             found += 1
             marked |= exact
-        elif term.sound is not None and (near := _sound_alike(tokens, term)):
+        elif by_sound and term.sound is not None and (near := _sound_alike(tokens, term)):
             alike += 1
             marked |= near
     return Match(found / len(terms), alike / len(terms), frozenset(marked))
@@ -165,5 +166,5 @@ def tokens(text: str) -> list[str]:
     return [t.lower() for t in TOKEN.findall(text)]
 
 
-def match(text: str, terms: Sequence[Term]) -> Match:
-    return matches(tokens(text), terms)
+def match(text: str, terms: Sequence[Term], by_sound: bool = True) -> Match:
+    return matches(tokens(text), terms, by_sound)

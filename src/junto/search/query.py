@@ -142,7 +142,7 @@ async def search(
     elif sort == "listeners":
         scored.sort(key=lambda x: x[0].listeners, reverse=True)
     # Highlighting and placing the moment cost ~50 us a passage: only for the page shown.
-    page = [_hit(r, score, terms) for r, score in scored[offset : offset + limit]]
+    page = [_hit(r, score, terms, sounded) for r, score, sounded in scored[offset : offset + limit]]
     return Results(len(scored), page, semantic_ok)
 
 
@@ -157,11 +157,12 @@ def _score(
     cosines: np.ndarray,
     keyword_ids: set[int],
     keyword_full: bool,
-) -> list[tuple[Row, float]]:
-    """(row, score) of the rows worth showing (module docstring)."""
+) -> list[tuple[Row, float, bool]]:
+    """(row, score, whether a sound-alike counted) of the rows worth showing (module
+    docstring)."""
     near = np.argsort(-cosines)[:SOUND_CHECK]
     sound_rows = {int(i) for i in near if cosines[i] >= SOUND_MIN_COSINE}
-    out: list[tuple[Row, float]] = []
+    out: list[tuple[Row, float, bool]] = []
     for i, r in enumerate(rows):
         cos = float(cosines[i])
         # A passage the keyword side did not return holds none of the words, unless that side
@@ -172,7 +173,7 @@ def _score(
             words, sounds = 0.0, 0.0
         if cos >= MIN_COSINE or words > 0 or r.id in keyword_ids or sounds > 0:
             coverage = words + lexical.SOUND_CREDIT * sounds
-            out.append((r, W_SEMANTIC * cos + W_WORDS * coverage))
+            out.append((r, W_SEMANTIC * cos + W_WORDS * coverage, sounds > 0))
     return out
 
 
@@ -345,8 +346,8 @@ async def _topic_filter(db: AsyncSession, rows: list[Row], topic: str) -> list[R
     return [r for r in rows if r.conversation_id in tagged]
 
 
-def _hit(r: Row, score: float, terms: list[lexical.Term]) -> Hit:
-    start = moment_ms(r.text, r.start_ms, r.end_ms, terms)
+def _hit(r: Row, score: float, terms: list[lexical.Term], by_sound: bool) -> Hit:
+    start = moment_ms(r.text, r.start_ms, r.end_ms, terms, by_sound)
     if r.snippet_slug:
         url = f"/s/{r.snippet_slug}"
     else:
@@ -361,7 +362,7 @@ def _hit(r: Row, score: float, terms: list[lexical.Term]) -> Hit:
         start_ms=start,
         end_ms=r.end_ms,
         text=r.text,
-        html=highlight(r.text, terms),
+        html=highlight(r.text, terms, by_sound),
         url=url,
         language=r.language,
         listeners=r.listeners,
@@ -374,7 +375,9 @@ def _hit(r: Row, score: float, terms: list[lexical.Term]) -> Hit:
 _SENTENCE_END = re.compile(r"(?<=[.?!…])\s+")
 
 
-def moment_ms(text: str, start_ms: int, end_ms: int, terms: list[lexical.Term]) -> int:
+def moment_ms(
+    text: str, start_ms: int, end_ms: int, terms: list[lexical.Term], by_sound: bool = True
+) -> int:
     """When, within the passage, the sentence that matches the query best begins.
 
     Passages keep only their first and last word times, so a sentence's start is placed by its
@@ -388,19 +391,19 @@ def moment_ms(text: str, start_ms: int, end_ms: int, terms: list[lexical.Term]) 
     best, best_at, seen = 0.0, 0, 0
     for sentence in sentences:
         tokens = lexical.tokens(sentence)
-        overlap = lexical.matches(tokens, terms).coverage
+        overlap = lexical.matches(tokens, terms, by_sound).coverage
         if overlap > best:
             best, best_at = overlap, seen
         seen += len(tokens)
     return start_ms + (end_ms - start_ms) * best_at // total
 
 
-def highlight(text: str, terms: list[lexical.Term]) -> Markup:
+def highlight(text: str, terms: list[lexical.Term], by_sound: bool = True) -> Markup:
     """The text, escaped, with the words that match the query (the word, its stem or a word
     that sounds the same) wrapped in <mark>; stop words never. Every piece of the stored text
     goes through escape() (Markup.format escapes its argument too)."""
     found = list(lexical.TOKEN.finditer(text))
-    marked = lexical.matches([m.group(0).lower() for m in found], terms).marked
+    marked = lexical.matches([m.group(0).lower() for m in found], terms, by_sound).marked
     out: list[Markup] = []
     pos = 0
     for i, m in enumerate(found):
