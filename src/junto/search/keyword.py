@@ -20,7 +20,9 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Words that say nothing about what a passage is about, so they never decide a ranking or get
 # marked (issue 13: "should" won the keyword ranking): PostgreSQL's english list (Snowball's,
 # tsearch_data/english.stop, which its 'english' config drops anyway), the modal verbs it lacks
-# and the fillers of speech that Whisper writes down. A query of nothing else keeps them.
+# and the fillers of speech that Whisper writes down. A query of nothing else keeps them (FTS5
+# indexes every word; an English passage's tsvector holds no stop words, so on PostgreSQL such a
+# query finds English passages by meaning only).
 STOPWORDS = frozenset(
     """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
     she her hers herself it its itself they them their theirs themselves what which who whom this
