@@ -36,6 +36,22 @@ def _env_int(name: str, default: int) -> int:
     return default if raw is None or raw == "" else int(raw)
 
 
+def auto_workers(cpus: int | None = None) -> int:
+    """How many job workers `JUNTO_WORKERS=auto` (the default) starts: 2 from 4 cores, else 1.
+
+    A final Whisper pass uses two threads and an ffmpeg render every core it gets; on 2 cores a
+    second worker rendering the video beside the transcription slows the transcript people wait
+    for, so one worker takes jobs in priority order (junto.jobs.queue). From 4 cores the second
+    worker renders the video while the first transcribes."""
+    count = os.cpu_count() if cpus is None else cpus
+    return 2 if (count or 1) >= 4 else 1
+
+
+def _env_workers() -> int:
+    raw = os.environ.get(ENV_PREFIX + "WORKERS", "").strip().lower()
+    return auto_workers() if raw in ("", "auto") else int(raw)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size and rate limits applied to what people post."""
@@ -119,7 +135,7 @@ class Settings:
     transcript_beam: int = 5
     models_dir: Path | None = None  # where `junto models pull` puts models; None: data_dir/models
     # Job worker processes the node starts itself; 0 when workers run elsewhere (`junto worker`).
-    workers: int = 1
+    workers: int = field(default_factory=auto_workers)
     ffmpeg: str = ""  # path to ffmpeg; empty: the one on PATH, else the imageio-ffmpeg binary
     # Knowledge (issue 5): an optional OpenAI-compatible server (llama.cpp, Ollama, vLLM, a hosted
     # API) writes abstractive summaries; without it, or when it fails, the offline results stand.
@@ -209,7 +225,7 @@ def load_settings() -> Settings:
         transcript_model=_env("TRANSCRIPT_MODEL", "tiny.en"),
         transcript_beam=_env_int("TRANSCRIPT_BEAM", 5),
         models_dir=Path(models_dir).resolve() if (models_dir := _env("MODELS_DIR", "")) else None,
-        workers=_env_int("WORKERS", 1),
+        workers=_env_workers(),
         ffmpeg=_env("FFMPEG", ""),
         llm_url=_env("LLM_URL", ""),
         llm_model=_env("LLM_MODEL", "default"),
