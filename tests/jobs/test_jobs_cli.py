@@ -134,12 +134,25 @@ def test_jobs_watch_prints_changes_until_nothing_runs(data: Settings) -> None:
                 await db.execute(update(Job).where(Job.id == running).values(**values))
                 await db.commit()
 
-        time.sleep(2.5)
+        assert watch.stdout is not None
+
+        def read_until(needle: str) -> list[str]:
+            """The watcher's lines up to the first that holds `needle` (it prints as it sees
+            changes, so each step waits for the watcher, however slowly it started)."""
+            lines: list[str] = []
+            while not lines or needle not in lines[-1]:
+                line = watch.stdout.readline()  # type: ignore[union-attr]
+                assert line, f"the watcher ended before printing {needle!r}: {lines}"
+                lines.append(line)
+            return lines
+
+        seen = read_until("transcript.build")
         in_db(data, lambda s: advance(s, progress=0.8, progress_note="almost"))
-        time.sleep(1.5)
+        seen += read_until("almost")
         in_db(data, lambda s: advance(s, progress=1.0, state=JobState.SUCCEEDED,
                                       finished_at=utcnow() - timedelta(days=1)))  # fmt: skip
-        out, err = watch.communicate(timeout=15)
+        rest, err = watch.communicate(timeout=15)
+        out = "".join(seen) + rest
     finally:
         if watch.poll() is None:
             watch.kill()
