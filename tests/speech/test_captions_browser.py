@@ -58,13 +58,18 @@ async def partial(page: Page, who: dict[str, Any], text: str) -> None:
     await page.evaluate("(raw) => window.junto.room.client.onMessage(raw)", json.dumps(frame))
 
 
-async def final(page: Page, event_id: int, who: dict[str, Any], text: str) -> None:
+async def final(
+    page: Page, event_id: int, who: dict[str, Any], text: str, replaces: list[int] | None = None
+) -> None:
+    data: dict[str, Any] = {"user": who, "text": text, "start_ms": 1000, "end_ms": 3000}
+    if replaces:
+        data["replaces"] = replaces
     frame = {
         "type": "caption",
         "stream": "room",
         "id": event_id,
         "ts": "2026-11-26T09:30:00.000Z",
-        "data": {"user": who, "text": text, "start_ms": 1000, "end_ms": 3000},
+        "data": data,
     }
     await page.evaluate("(frame) => window.junto.room.onRoomEvent(frame)", frame)
 
@@ -129,6 +134,52 @@ async def test_captions_show_speakers_words_and_the_toggle_is_remembered(
         await page.set_viewport_size({"width": 1280, "height": 900})
         await final(page, 1, ana, "On a desktop the captions sit under the stage.")
         await screenshot(page, "captions-desktop", full_page=False)
+        host.assert_no_script_errors()
+    finally:
+        await host.context.close()
+
+
+async def test_a_revised_caption_replaces_the_pieces_in_place(
+    browser: Browser,  # noqa: F811 - the fixture imported above
+    captions_node: LiveNode,
+) -> None:
+    """A sentence split by a pause came as two captions; its revision (docs/protocol.md,
+    `replaces`) takes the first line's place, in the same node, and the second line goes."""
+    host: Person = await open_person(browser, captions_node, "reviser")
+    try:
+        await sign_up(host, "Reviser")
+        slug = await create_live_conversation(host, "Revisions")
+        page = host.page
+        await page.goto(f"/c/{slug}")
+        await expect(page.locator("#conn-status")).to_have_attribute(
+            "data-status", "open", timeout=TIMEOUT
+        )
+        area = page.get_by_role("log", name="Live captions")
+        lines = area.locator(".caption-line")
+        ana, ben = person(11, "Ana"), person(12, "Ben")
+        await final(page, 2001, ana, "The people who worked on the dogs")
+        await final(page, 2002, ben, "Yes.")
+        await final(page, 2003, ana, "cannot afford to stay.")
+        await expect(lines).to_have_count(3)
+        first = lines.first
+        await first.evaluate("(node) => { node.dataset.seen = 'yes'; }")
+        await final(
+            page,
+            2004,
+            ana,
+            "The people who worked on the docks cannot afford to stay.",
+            [2001, 2003],
+        )
+        await expect(lines).to_have_count(2)
+        await expect(first).to_have_text(
+            "Ana The people who worked on the docks cannot afford to stay."
+        )
+        await expect(first).to_have_attribute("data-seen", "yes")  # updated in place
+        await expect(lines.nth(1)).to_have_text("Ben Yes.")
+        # A later revision may replace the revision in turn.
+        await final(page, 2005, ana, "The people who worked on the docks cannot afford it.", [2004])
+        await expect(first).to_have_text("Ana The people who worked on the docks cannot afford it.")
+        await expect(lines).to_have_count(2)
         host.assert_no_script_errors()
     finally:
         await host.context.close()

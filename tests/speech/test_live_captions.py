@@ -4,24 +4,31 @@ served as WebVTT and JSON."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
 import pytest
-from caption_support import ANA, opus_packets, silence_packets, speak
+import uvicorn
+from caption_support import ANA, MONOLOGUE, opus_packets, silence_packets, speak
 from sqlalchemy import select
+from websockets.asyncio.client import ClientConnection, connect
 
+from conftest import free_port
 from helpers import csrf_headers, in_process_node, signup
+from junto.app import build_app
 from junto.config import Settings
 from junto.conversations import get_by_slug
 from junto.media.base import Publication
 from junto.node import Node
 from junto.realtime.log import events_after
 from junto.storage.tables import Caption
-from speech_scoring import wer
+from speech_scoring import normalize, wer
 
 
 @pytest.fixture
@@ -120,3 +127,161 @@ async def test_the_caption_worker_is_warm_before_the_conversation_goes_live(
 
     await wait_for(ready, 60)
     assert node.on_air.on_air_now(conv.id) == set()  # warm, but nothing is captioned yet
+
+
+@contextlib.asynccontextmanager
+async def served_node(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient, str]]:
+    """A node in this process (so the test can feed its caption taps) served on a real port
+    (so listeners use real WebSockets), and an HTTP client for it."""
+    app = build_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert not serving.done() and time.monotonic() < deadline, "the node did not start"
+            await asyncio.sleep(0.05)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app.state.node, client, f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def listen(ws_base: str, slug: str, resume_from: int | None) -> ClientConnection:
+    ws = await connect(f"{ws_base}/ws/conversations/{slug}", open_timeout=10)
+    await ws.send(json.dumps({"type": "hello", "protocol": 1, "resume_from": resume_from}))
+    return ws
+
+
+async def caption_frames_until(ws: ClientConnection, last_id: int) -> list[dict[str, Any]]:
+    """The `caption` room events this listener receives, up to and including `last_id`."""
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(30):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("stream") == "room" and frame.get("type") == "caption":
+                frames.append(frame)
+            if frame.get("stream") == "room" and frame.get("id", 0) >= last_id:
+                return frames
+
+
+def as_read(frames: list[dict[str, Any]]) -> list[str]:
+    """What a client following docs/protocol.md shows: a revision in place of what it replaces."""
+    shown: dict[int, tuple[int, str]] = {}
+    for frame in frames:
+        data = frame["data"]
+        for replaced in data.get("replaces", ()):
+            shown.pop(replaced, None)
+        shown[frame["id"]] = (data["start_ms"], data["text"])
+    return [text for _, text in sorted(shown.values())]
+
+
+async def test_a_revision_replaces_the_pieces_for_listeners_late_joiners_and_the_files(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A monologue longer than the VAD's 12 s limit is captioned in pieces as it is spoken,
+    then revised whole: someone listening live, someone replaying the log later, the captions
+    file and the captions JSON all end with one caption holding the whole sentence."""
+    packets = opus_packets(speak(tmp_path, "monologue", *MONOLOGUE)) + silence_packets(1.0)
+    overrides = {"recording": False, "captions": True}
+    async with served_node(settings.with_overrides(**overrides)) as (node, client, ws_base):
+        assert node.captioner is not None and node.on_air is not None and node.media is not None
+        me = await signup(client, "talker", display_name="Talker")
+        headers = await csrf_headers(client)
+        r = await client.post("/api/conversations", json={"title": "Budgets"}, headers=headers)
+        slug = r.json()["slug"]
+        assert (await client.post(f"/api/conversations/{slug}/start", headers=headers)).is_success
+        async with node.db() as db:
+            conv = await get_by_slug(db, slug)
+        assert conv is not None
+        live = await listen(ws_base, slug, None)
+        try:
+            node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
+
+            async def tapped() -> bool:
+                room = node.media.rooms.get(conv.id)  # type: ignore[attr-defined]
+                return room is not None and bool(room.taps.get((me["id"], "camera")))
+
+            await wait_for(tapped, 10)
+            taps = node.media.rooms[conv.id].taps[(me["id"], "camera")]  # type: ignore[attr-defined]
+            for packet in packets:
+                for tap in taps:
+                    tap("audio", av.Packet(packet))
+            node.on_air.publications_changed(conv.id, [])
+            async with asyncio.timeout(90):
+                await node.captioner.drain()
+
+            async with node.db() as db:
+                stored = await events_after(db, conv.id, 0, 1000)
+                events = [e for e in stored if e.type == "caption"]
+                rows = (await db.execute(select(Caption))).scalars().all()
+            revisions = [e for e in events if e.data.get("replaces")]
+            assert len(events) >= 3 and len(revisions) == 1  # pieces, then the whole
+            assert revisions[0].data["replaces"] == [e.id for e in events if e is not revisions[0]]
+            watched = as_read(await caption_frames_until(live, revisions[0].id))
+        finally:
+            await live.close()
+        late = await listen(ws_base, slug, 0)
+        try:
+            replayed = as_read(await caption_frames_until(late, revisions[0].id))
+        finally:
+            await late.close()
+
+        last_words = " ".join(normalize(MONOLOGUE[1]).split()[-2:])
+        assert len(watched) == 1 and wer(MONOLOGUE[1], watched) <= 0.1, watched
+        assert normalize(watched[0]).endswith(last_words)
+        assert replayed == watched
+        assert [c.text for c in rows] == watched  # one row, the revised text
+        assert rows[0].start_ms == events[0].data["start_ms"]
+        assert rows[0].end_ms == events[-2].data["end_ms"]
+        vtt = (await client.get(f"/c/{slug}/captions.vtt")).text
+        assert vtt.count(" --> ") == 1 and watched[0] in vtt
+        listing = (await client.get(f"/api/conversations/{slug}/captions")).json()["captions"]
+        assert [c["text"] for c in listing] == watched
+        assert node.captioner.health()["revisions"] == 1
+
+
+async def test_the_last_words_before_the_node_stops_are_still_captioned(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A speaker still talking when the node shuts down: their stream ends with the node, and
+    the caption of what they said up to then is stored, not dropped with the worker."""
+    packets = opus_packets(speak(tmp_path, "ana", *ANA))  # no silence after the last word
+    live_settings = settings.with_overrides(recording=False, captions=True)
+    async with in_process_node(live_settings) as (node, client):
+        assert node.captioner is not None and node.on_air is not None and node.media is not None
+        process = node.captioner.process
+        assert process is not None
+        me = await signup(client, "ana", display_name="Ana")
+        headers = await csrf_headers(client)
+        r = await client.post("/api/conversations", json={"title": "Late"}, headers=headers)
+        slug = r.json()["slug"]
+        assert (await client.post(f"/api/conversations/{slug}/start", headers=headers)).is_success
+        async with node.db() as db:
+            conv = await get_by_slug(db, slug)
+        assert conv is not None
+        node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
+
+        async def ready() -> bool:
+            room = node.media.rooms.get(conv.id)  # type: ignore[attr-defined]
+            return process.ready and room is not None and bool(room.taps.get((me["id"], "camera")))
+
+        await wait_for(ready, 60)
+        for packet in packets:
+            for tap in node.media.rooms[conv.id].taps[(me["id"], "camera")]:  # type: ignore[attr-defined]
+                tap("audio", av.Packet(packet))
+        # The node stops right after her last word.
+
+    async with in_process_node(settings.with_overrides(recording=False, captions=False)) as (
+        node,
+        client,
+    ):
+        listing = (await client.get(f"/api/conversations/{slug}/captions")).json()["captions"]
+    said = [c["text"] for c in listing]
+    assert wer(ANA[1], said) <= 0.2, said
+    assert normalize(" ".join(said)).endswith("people")  # her last word

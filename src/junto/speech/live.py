@@ -11,6 +11,12 @@ is stored (`captions` row, times in ms since the conversation went live) togethe
 event `caption` in one transaction, then delivered through the hub like any room event
 (docs/protocol.md, "Captions"). Partial captions are ephemeral `caption.partial` control frames
 for this process's connections only: they are a preview, replaced by the final caption.
+
+A revised caption (the worker re-heard an utterance that a pause or the length limit had split)
+is stored in place of the captions it replaces (the first row takes its text and times, the
+others are deleted) and delivered as a new `caption` event whose `replaces` lists the earlier
+events' ids, so a listener, a late joiner replaying the log and the captions file all end with
+the same text.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete
 
 from junto.accounts import person
 from junto.media.base import Source
@@ -42,6 +50,10 @@ log = logging.getLogger("junto.speech")
 # How long a speaker's name and timeline origin are kept after they go off air: the final
 # caption of their last utterance arrives after off_air.
 _FORGET_AFTER_S = 120.0
+# Captions a revision may still replace, per speaker: the worker revises only the last few.
+_REVISABLE = 32
+# How long a stopping node waits for the captions of what was said up to the end.
+_STOP_DRAIN_S = 15.0
 
 
 @dataclass
@@ -49,6 +61,7 @@ class CaptionStats:
     """In-memory figures for the benchmark and health checks (this process only)."""
 
     captions: int = 0
+    revisions: int = 0
     partials: int = 0
     worker_restarts: int = 0
     # Milliseconds from the end of an utterance's speech to the worker's result, and to the
@@ -64,6 +77,7 @@ class CaptionStats:
     def snapshot(self, dropped_packets: int = 0) -> dict[str, Any]:
         return {
             "captions": self.captions,
+            "revisions": self.revisions,
             "partials": self.partials,
             "worker_restarts": self.worker_restarts,
             "dropped_packets": dropped_packets,
@@ -91,6 +105,10 @@ class _Speaker:
     person: asyncio.Task[dict[str, Any]]
     remove_tap: Callable[[], None] | None = None
     forget: asyncio.TimerHandle | None = None
+    # The worker's seq of each recent caption -> (its room event id, its `captions` row id).
+    shown: collections.OrderedDict[int, tuple[int, int]] = field(
+        default_factory=collections.OrderedDict
+    )
 
 
 def worker_config(node_settings: Any) -> WorkerConfig:
@@ -124,6 +142,12 @@ class LiveCaptioner:
         self._consumer = self._loop.create_task(self._consume(), name="captions")
 
     async def stop(self) -> None:
+        # The streams were just ended (on_air stops first): their last utterances are still
+        # being transcribed, and a node shutting down must not drop them.
+        if self.process is not None and self.process.ready:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_STOP_DRAIN_S):
+                    await self.drain()
         for speaker in self._speakers.values():
             if speaker.remove_tap is not None:
                 speaker.remove_tap()
@@ -233,8 +257,12 @@ class LiveCaptioner:
             await self._final(message)
         elif kind == "partial":
             await self._partial(message)
+        elif kind == "revised":
+            await self._revised(message)
         elif kind == "exited":
             self.stats.worker_restarts += 1
+            for speaker in self._speakers.values():
+                speaker.shown.clear()  # a new worker numbers its captions afresh
         elif kind == "stats":
             self.stats.worker = message
         elif kind == "drained":
@@ -258,22 +286,65 @@ class LiveCaptioner:
         data = {"user": who, "text": text, "start_ms": start_ms, "end_ms": end_ms}
         async with self.node.db() as db:
             event = await room_log.append(db, speaker.room, "caption", data, speaker.user_id)
-            db.add(
-                Caption(
-                    conversation_id=speaker.room,
-                    user_id=speaker.user_id,
-                    start_ms=start_ms,
-                    end_ms=end_ms,
-                    text=text,
-                )
+            row = Caption(
+                conversation_id=speaker.room,
+                user_id=speaker.user_id,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                text=text,
             )
+            db.add(row)
             await db.commit()
+        self._remember(speaker, message, event.id, row.id)
         if self.node.hub is not None:
             await self.node.hub.deliver(event)
         spoken_end = float(message["utterance_end"])
         self.stats.captions += 1
         self.stats.latency_ms.append((float(message["emitted_at"]) - spoken_end) * 1000)
         self.stats.delivered_ms.append((time.time() - spoken_end) * 1000)
+
+    def _remember(self, speaker: _Speaker, message: Message, event_id: int, row_id: int) -> None:
+        seq = message.get("seq")
+        if isinstance(seq, int):
+            speaker.shown[seq] = (event_id, row_id)
+            while len(speaker.shown) > _REVISABLE:
+                speaker.shown.popitem(last=False)
+
+    async def _revised(self, message: Message) -> None:
+        """Store a revision in place of the captions it replaces and deliver it."""
+        speaker = self._speaker_of(message)
+        if speaker is None:
+            return
+        seqs = message.get("replaces", ())
+        replaced = [speaker.shown.pop(seq) for seq in seqs if seq in speaker.shown]
+        if not replaced:
+            return  # too old to find (or from a worker that has since died): the captions stand
+        origin = speaker.started_at.timestamp()
+        start_ms = max(0, round((float(message["start"]) - origin) * 1000))
+        end_ms = max(start_ms, round((float(message["end"]) - origin) * 1000))
+        text = str(message["text"])
+        who = await speaker.person
+        event_ids = [event_id for event_id, _ in replaced]
+        data = {
+            "user": who,
+            "text": text,
+            "start_ms": start_ms,
+            "end_ms": end_ms,
+            "replaces": event_ids,
+        }
+        keep, *drop = [row_id for _, row_id in replaced]
+        async with self.node.db() as db:
+            event = await room_log.append(db, speaker.room, "caption", data, speaker.user_id)
+            row = await db.get(Caption, keep)
+            if row is not None:
+                row.text, row.start_ms, row.end_ms = text, start_ms, end_ms
+            if drop:
+                await db.execute(delete(Caption).where(Caption.id.in_(drop)))
+            await db.commit()
+        self._remember(speaker, message, event.id, keep)
+        if self.node.hub is not None:
+            await self.node.hub.deliver(event)
+        self.stats.revisions += 1
 
     async def _partial(self, message: Message) -> None:
         speaker = self._speaker_of(message)

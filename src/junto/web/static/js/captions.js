@@ -1,7 +1,10 @@
 // Live captions under the stage (docs/protocol.md, "Captions"): the last few things the speakers
 // said, each with the speaker's name. Final captions come as `caption` room events (stored, in
 // order, replayed on resume); while someone is still talking, `caption.partial` control frames
-// preview their words in a lighter style until the final caption replaces them.
+// preview their words in a lighter style until the final caption replaces them. A `caption` with
+// `replaces` is a revision (the utterance heard whole after a pause or the length limit split
+// it): its text takes the place of the first replaced line, the other replaced lines go, so a
+// late joiner replaying the log reads what a live listener reads.
 //
 // Screen readers: the area is a polite log, so each final caption is read once; previews are
 // hidden from assistive technology (they change every second or two and would be read over and
@@ -28,7 +31,7 @@ export class CaptionsView {
     this.area = area;
     this.button = button;
     this.list = area?.querySelector(".caption-lines") ?? null;
-    this.lines = []; // {key, user, text, partial, at}
+    this.lines = []; // {key, id (the room event shown, finals only), user, text, partial, at}
     this.enabled = this.loadPreference();
     this.timer = null;
     if (this.button) {
@@ -67,9 +70,29 @@ export class CaptionsView {
     const data = frame.data || {};
     const user = data.user;
     if (!user || typeof data.text !== "string") return;
+    if (Array.isArray(data.replaces) && data.replaces.length) {
+      this.revise(frame.id, data.replaces, data.text);
+      return;
+    }
     // The final caption replaces that speaker's preview.
     this.lines = this.lines.filter((line) => !(line.partial && line.user.id === user.id));
-    this.lines.push({ key: `c${frame.id}`, user, text: data.text, partial: false, at: Date.now() });
+    this.lines.push({ key: `c${frame.id}`, id: frame.id, user, text: data.text, partial: false, at: Date.now() });
+    this.render();
+  }
+
+  /** A revision: `text` in place of the captions `replaces` (event ids), in the first one's line. */
+  revise(id, replaces, text) {
+    const replaced = new Set(replaces);
+    const hit = this.lines.filter((line) => !line.partial && replaced.has(line.id));
+    // None shown any more (expired from the area): nothing on screen to correct.
+    if (!hit.length) return;
+    const [first, ...rest] = hit;
+    // The line keeps its node (its text updated in place, not announced again) and stands for
+    // the revision from now on, which a later revision may replace in turn.
+    first.text = text;
+    first.id = id;
+    first.at = Date.now();
+    this.lines = this.lines.filter((line) => !rest.includes(line));
     this.render();
   }
 
