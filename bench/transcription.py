@@ -10,7 +10,8 @@ worker process (VAD + faster-whisper), whose captions are stored and handed to t
     caption latency = when the `caption` event is handed to the hub - when the utterance's last
                       spoken sample was fed (its end in the source audio, on the feed clock)
     rtf             = CPU time of the caption worker process / audio fed (both tracks)
-    caption_wer     = WER of each speaker's captions against their script (all words)
+    caption_wer     = WER of each speaker's captions against their script (all words; a revision
+                      in place of the captions it replaces, as a listener ends up reading them)
 
 The baseline, in the same run: plain offline faster-whisper on each speaker's whole WAV (same
 model, beam 5, vad_filter=True), baseline_rtf = its CPU time / the same audio duration, and
@@ -160,6 +161,7 @@ class LiveResult:
     restarts: int
     load_s: float
     rss_mb: float = 0.0
+    revisions: int = 0
 
 
 async def live_pipeline(
@@ -219,6 +221,7 @@ async def live_pipeline(
             captioner.process.dropped,
             restarts,
         )
+        result.revisions = captioner.stats.revisions
         await captioner.stop()
     return result
 
@@ -288,8 +291,10 @@ def score_live(
     missing = 0
     captions: dict[str, list[str]] = {}
     for track in tracks:
-        mine = [(at, e) for at, e in delivered if e.data["user"]["id"] == users[track.name]]
-        captions[track.name] = [e.data["text"] for _, e in mine]
+        everything = [(at, e) for at, e in delivered if e.data["user"]["id"] == users[track.name]]
+        captions[track.name] = as_read([e for _, e in everything])
+        # Latency is the first version's: a revision (`replaces`) comes later by design.
+        mine = [(at, e) for at, e in everything if not e.data.get("replaces")]
         # Caption end on the track's clock: the worker's timeline counts samples from the first
         # packet's arrival (t0), so it is audio time even when the feed runs faster.
         ends = [(started_at + e.data["end_ms"] / 1000) - t0 for _, e in mine]
@@ -307,6 +312,17 @@ def score_live(
             at = min(near)[1]
             latencies.append((at - (t0 + utterance_end / speed)) * 1000)
     return LiveResult(latencies, missing, captions, 0.0, 0, 0, 0, 0.0)
+
+
+def as_read(events: list[StoredEvent]) -> list[str]:
+    """The caption texts a listener ends with: each revision in place of what it `replaces`
+    (docs/protocol.md, "Captions"), in time order."""
+    standing: dict[int, tuple[int, str]] = {}
+    for event in events:
+        for replaced in event.data.get("replaces", ()):
+            standing.pop(replaced, None)
+        standing[event.id] = (event.data["start_ms"], event.data["text"])
+    return [text for _, text in sorted(standing.values())]
 
 
 # ---- the baseline -------------------------------------------------------------------------------
@@ -389,6 +405,7 @@ def main() -> int:
         "utterances": sum(len(t.utterance_ends) for t in tracks),
         "missing_utterances": live.missing,
         "partials": live.partials,
+        "revisions": live.revisions,
         "dropped_packets": live.dropped,
         "worker_restarts": live.restarts,
         "worker_cpu_s": round(live.worker_cpu_s, 2),
