@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from fanout_posters import PosterStats
+
 TARGET_P99_MS = 250.0
 TARGET_RSS_MB = 1024.0
 TARGET_RATIO = 2.0
@@ -31,6 +33,7 @@ class Result:
     clients_cpu_s: float = 0.0
     post_phase_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    posters: PosterStats = field(default_factory=PosterStats)
 
     def pct(self, q: float, values: list[float] | None = None) -> float | None:
         return percentile(self.latencies_ms if values is None else values, q)
@@ -103,6 +106,13 @@ def summary(results: dict[str, Result], args: argparse.Namespace) -> dict[str, A
                 f"  [{res.target}] errors {res.errors}, closed {res.closed_clients}, "
                 f"rate-limited retries {res.rate_limited}"
             )
+    if node and node.posters.posters:
+        ps = node.posters
+        print(
+            f"  [node] {ps.posters} posters: {ps.accepted}/{ps.sent} posts accepted, refused "
+            f"{ps.refused or 'none'}, 5xx {ps.errors_5xx}, answer p50/p99 "
+            f"{_fmt(percentile(ps.answer_ms, 50))}/{_fmt(percentile(ps.answer_ms, 99))} ms"
+        )
     targets: dict[str, bool | None] = {}
     if node:
         p99 = node.pct(99)
@@ -112,6 +122,9 @@ def summary(results: dict[str, Result], args: argparse.Namespace) -> dict[str, A
             "rss_under_1gb": node.rss_mb < TARGET_RSS_MB,
             "p99_within_2x_baseline": None if ratio is None else ratio <= TARGET_RATIO,
         }
+        if node.posters.posters:
+            targets["posters_p99_under_500ms"] = None if p99 is None else p99 < 500
+            targets["posters_no_5xx"] = node.posters.errors_5xx == 0
         verdict = ", ".join(
             f"{k}: {'yes' if v else 'no' if v is not None else '-'}" for k, v in targets.items()
         )
@@ -137,6 +150,11 @@ def summary(results: dict[str, Result], args: argparse.Namespace) -> dict[str, A
         "client_procs": args.client_procs,
         "deflate": args.deflate,
         "baseline_fanout": args.baseline_fanout,
+        "posters": node.posters.posters if node else 0,
+        "errors_5xx": node.posters.errors_5xx if node else None,
+        "poster_posts_accepted": node.posters.accepted if node else None,
+        "poster_posts_refused": node.posters.refused if node else None,
+        "poster_answer_p99_ms": _round(percentile(node.posters.answer_ms, 99)) if node else None,
         "targets": targets,
     }
 

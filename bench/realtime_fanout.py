@@ -40,6 +40,7 @@ import psutil
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from fanout_posters import Posters
 from fanout_report import Result, summary
 from fanout_servers import (
     BENCH_DIR,
@@ -211,8 +212,9 @@ async def run_target(name: str, server: Server, args: argparse.Namespace, workdi
     try:
         room = prepare_node_room(server) if name == "node" else Room("/ws/conversations/bench")
         ws_url = f"ws://127.0.0.1:{server.port}{room.ws_path}"
-        shares = [args.clients // args.client_procs] * args.client_procs
-        for i in range(args.clients % args.client_procs):
+        watchers = args.clients - poster_count(args)
+        shares = [watchers // args.client_procs] * args.client_procs
+        for i in range(watchers % args.client_procs):
             shares[i] += 1
         started = time.monotonic()
         procs = [await ClientProc.spawn(ws_url, n, args.deflate) for n in shares if n]
@@ -224,7 +226,7 @@ async def run_target(name: str, server: Server, args: argparse.Namespace, workdi
             for key, count in r["errors"].items():
                 result.errors[key] = result.errors.get(key, 0) + count
         log(
-            f"[{name}] {result.connected}/{args.clients} clients ready in "
+            f"[{name}] {result.connected}/{watchers} watchers ready in "
             f"{result.connect_seconds} s; rss {watch.rss() / 2**20:.0f} MB"
         )
         settled = await watch.settle()
@@ -251,6 +253,8 @@ async def measure_posts(
     assert server.proc is not None
     ws_url = f"ws://127.0.0.1:{server.port}{room.ws_path}"
     poster = await Poster.connect(ws_url, room.poster_headers, server.url)
+    posters = Posters(poster_count(args) if result.target == "node" else 0, args.poster_rate)
+    await posters.start(server.url, ws_url, room.ws_path.rsplit("/", 1)[-1])
     await asyncio.sleep(1.0)  # its welcome, snapshot and presence change settle
     client_ps = [psutil.Process(p.proc.pid) for p in procs]
     cpu_before = watch.cpu_seconds()
@@ -280,6 +284,7 @@ async def measure_posts(
             await asyncio.sleep(0.05)
         result.post_phase_s = round(time.monotonic() - phase_start, 2)
     finally:
+        result.posters = await posters.finish()
         stop_py_spy(spy)
         set_priority(measured, 0)
         await poster.close()
@@ -309,6 +314,10 @@ async def collect(result: Result, procs: list[ClientProc], sent: dict[int, int])
             continue
         result.latencies_ms.append((max(rec[2] for rec in got) - sent_ns) / 1e6)
         result.first_ms.append((min(rec[1] for rec in got) - sent_ns) / 1e6)
+
+
+def poster_count(args: argparse.Namespace) -> int:
+    return round(args.clients * args.posters)
 
 
 def set_priority(pids: list[int], nice: int) -> None:
@@ -384,6 +393,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "is a burst of 10 then 2 per second)",
     )
     p.add_argument("--client-procs", type=int, default=2, help="load generator processes")
+    p.add_argument(
+        "--posters",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="this fraction of the clients are guests posting at --poster-rate (half over REST, "
+        "half over their WebSocket) on the node while the others watch (default 0)",
+    )
+    p.add_argument(
+        "--poster-rate",
+        type=float,
+        default=0.5,
+        help="posts per second per poster (default 0.5: the node's guest rate limit)",
+    )
     p.add_argument("--target", choices=["both", "baseline", "node"], default="both")
     p.add_argument(
         "--deflate",
@@ -454,6 +477,9 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.posters:
+        # Every poster is a guest of its own, all from this machine's address.
+        args.node_env.append(f"JUNTO_LIMIT_GUEST_CREATE_BURST={poster_count(args) + 10}")
     raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="junto-bench-"))
     try:
