@@ -37,12 +37,14 @@ def transcribe_file(
     settings: Settings,
     progress: Callable[[float], None] | None = None,
     language: str | None = None,
+    hotwords: str = "",
 ) -> list[Word]:
     """Every word spoken in the audio of `path` (any format ffmpeg/PyAV reads, e.g. WebM).
 
     `progress(fraction)` is called from this thread as segments are decoded (0..1 of the file's
     duration). Silence is skipped by the VAD, so cost follows speech, not length. `language`
     (e.g. the conversation's, "de") guides multilingual models; None lets them detect it.
+    `hotwords` (junto.speech.vocabulary) are names and terms the speakers are likely to say.
     """
     # Loaded once per process (junto.speech.models): a worker transcribes track after track.
     model = load_model(model_name_or_path, settings)
@@ -60,6 +62,7 @@ def transcribe_file(
         # Without the previous text as prompt a misheard sentence cannot derail the next ones
         # (Whisper's known repetition loops on long files).
         condition_on_previous_text=False,
+        hotwords=hotwords or None,
     )
     duration = float(info.duration or 0.0)
     words: list[Word] = []

@@ -23,6 +23,7 @@ from junto import processing
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue, wake
 from junto.speech.offline import Word, transcribe_file
+from junto.speech.vocabulary import conversation_vocabulary
 from junto.storage.tables import (
     Conversation,
     ConversationState,
@@ -76,6 +77,7 @@ async def transcribe_track(ctx: JobContext) -> None:
         relative, has_audio, conversation_id = rec.path, rec.has_audio, rec.conversation_id
         conv = await db.get(Conversation, rec.conversation_id)
         language = _whisper_language(conv.language if conv is not None else "")
+        hotwords = await conversation_vocabulary(db, conversation_id)
     if not has_audio:
         await ctx.progress(1.0, "no audio in this piece")
         return
@@ -94,7 +96,14 @@ async def transcribe_track(ctx: JobContext) -> None:
     # CPU-bound for seconds to minutes: in a thread, so the worker's loop keeps renewing the
     # job's lease (a worker that stopped renewing would be presumed dead).
     words = await asyncio.to_thread(
-        transcribe_file, path, model, ctx.settings.transcript_beam, ctx.settings, report, language
+        transcribe_file,
+        path,
+        model,
+        ctx.settings.transcript_beam,
+        ctx.settings,
+        report,
+        language,
+        hotwords,
     )
     async with ctx.db() as db:
         await save_track(db, recording_id, model, words)
