@@ -203,12 +203,13 @@ def test_a_sentence_split_into_several_captions_is_revised_whole(
     assert wer(said, shown) <= 0.1
     last_words = " ".join(normalize(said).split()[-2:])
     assert normalize(shown[0]).endswith(last_words)
-    # Each piece's own caption came first: the revision never held it back.
+    # Each piece's own caption came first (the revision never held one back), and the last
+    # revision spans them all. (A stream slow to arrive may be revised twice: the second
+    # replaces the first.)
     kinds = [m["type"] for m in inbox.finals(1, conversation, ("final", "revised"))]
-    assert kinds.index("revised") > max(i for i, k in enumerate(kinds) if k == "final")
-    (revised,) = [m for m in inbox.finals(1, conversation, ("revised",))]
-    assert sorted(revised["replaces"]) == sorted(m["seq"] for m in firsts)
-    assert revised["start"] == firsts[0]["start"] and revised["end"] == firsts[-1]["end"]
+    assert kinds[-1] == "revised"
+    last = inbox.finals(1, conversation, ("revised",))[-1]
+    assert last["start"] == firsts[0]["start"] and last["end"] == firsts[-1]["end"]
 
 
 def test_short_real_words_are_not_taken_for_whispers_inventions(
