@@ -54,9 +54,11 @@ def node(tmp_path: Path, database_url: str) -> Iterator[LiveNode]:
         JUNTO_LIMIT_GUEST_CREATE_BURST="1000",
         JUNTO_LIMIT_GUEST_BURST="50",
     )
-    live.start()
-    yield live
-    live.stop()
+    try:
+        live.start()  # on a busy machine it may not answer in time: stop it all the same
+        yield live
+    finally:
+        live.stop()
 
 
 @asynccontextmanager
