@@ -353,6 +353,15 @@ class CaptionWorker:
             "reader_cpu_s": time.thread_time(),  # asked on the reader: decoding and VAD
             "streams": len(self._streams),
             "queued": self._jobs.qsize(),
+            # Audio kept for revisions (all streams): bounded by join_max_s per running stream.
+            "revisable_s": round(
+                sum(
+                    len(p.job.utterance.audio) / SAMPLE_RATE
+                    for g in list(self._groups.values())
+                    for p in g.pieces
+                ),
+                1,
+            ),
             **asdict(self.counters),
         }
 
@@ -381,6 +390,7 @@ class CaptionWorker:
                 # Idle: a revision first (it settles what people read), then a preview.
                 if not self._revise_one() and self.config.partials:
                     self._partial()
+                self._forget_ended()
                 continue
             if job is None:
                 return
@@ -467,6 +477,15 @@ class CaptionWorker:
         if min(last.speech_end - last.start, u.speech_end - u.start) < fragment:
             return True
         return continues(group.last.text, piece.text)
+
+    def _forget_ended(self) -> None:
+        """Drop the groups (and their audio) of streams that ended and have nothing due: the
+        queue is empty, so their last utterances were transcribed."""
+        with self._lock:
+            running = {key: stream.generation for key, stream in self._streams.items()}
+        for key, group in list(self._groups.items()):
+            if running.get(key) != group.generation and not any(d is group for d in self._due):
+                del self._groups[key]
 
     def _may_go_on(self, key: StreamKey, group: _Group) -> bool:
         """The speaker may still be saying the group's sentence: wait before revising it (a
