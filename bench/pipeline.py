@@ -441,6 +441,25 @@ def caption_latencies(
     return sorted(found), missing, median
 
 
+def shown_captions(
+    captions: list[tuple[float, dict[str, Any]]],
+) -> list[tuple[float, dict[str, Any]]]:
+    """The captions a listener ends up reading: a revision (`replaces`, docs/protocol.md) takes
+    the place of the captions of the same speaker within its start..end."""
+    revisions = [(i, c) for i, (_, c) in enumerate(captions) if c.get("replaces")]
+
+    def replaced(i: int, c: dict[str, Any]) -> bool:
+        return any(
+            j > i
+            and r["user"]["id"] == c["user"]["id"]
+            and r["start_ms"] <= c["start_ms"]
+            and c["end_ms"] <= r["end_ms"]
+            for j, r in revisions
+        )
+
+    return [(at, c) for i, (at, c) in enumerate(captions) if not replaced(i, c)]
+
+
 def report(
     args: argparse.Namespace,
     tracks: dict[str, Track],
@@ -451,9 +470,9 @@ def report(
     names = list(tracks)
     scripts = {n: tracks[n].text for n in names}
     final = {n: " ".join(said_by(live.segments, live.ids[n])) for n in names}
+    shown = shown_captions(live.captions)
     captions = {
-        n: " ".join(c["text"] for _, c in live.captions if c["user"]["id"] == live.ids[n])
-        for n in names
+        n: " ".join(c["text"] for _, c in shown if c["user"]["id"] == live.ids[n]) for n in names
     }
     anchors = {
         n: find_anchor(read_wav(tracks[n].path), decode_mono(path), started)
