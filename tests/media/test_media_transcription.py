@@ -74,7 +74,14 @@ def microphone(track: Track) -> Speech:
 
 
 def captions_of(person: MediaPerson) -> list[dict[str, Any]]:
-    return [f["data"] for _, f in person.received("caption")]
+    """The captions a person ends up reading: a revision (docs/protocol.md, `replaces`) in
+    place of the captions it replaces."""
+    standing: dict[int, dict[str, Any]] = {}
+    for _, frame in person.received("caption"):
+        for replaced in frame["data"].get("replaces", ()):
+            standing.pop(replaced, None)
+        standing[frame["id"]] = frame["data"]
+    return sorted(standing.values(), key=lambda data: data["start_ms"])
 
 
 def attribution(
