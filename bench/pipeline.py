@@ -99,6 +99,7 @@ from pipeline_scoring import (  # noqa: E402
     knowledge_scores,
     names_right,
     search_hit,
+    shown_captions,
     speech_ends,
     turn_spans,
 )
@@ -439,25 +440,6 @@ def caption_latencies(
             offsets.setdefault(name, []).append((caption_end - end_wall) * 1000)
     median = {n: round(float(np.median(v)), 1) if v else None for n, v in offsets.items()}
     return sorted(found), missing, median
-
-
-def shown_captions(
-    captions: list[tuple[float, dict[str, Any]]],
-) -> list[tuple[float, dict[str, Any]]]:
-    """The captions a listener ends up reading: a revision (`replaces`, docs/protocol.md) takes
-    the place of the captions of the same speaker within its start..end."""
-    revisions = [(i, c) for i, (_, c) in enumerate(captions) if c.get("replaces")]
-
-    def replaced(i: int, c: dict[str, Any]) -> bool:
-        return any(
-            j > i
-            and r["user"]["id"] == c["user"]["id"]
-            and r["start_ms"] <= c["start_ms"]
-            and c["end_ms"] <= r["end_ms"]
-            for j, r in revisions
-        )
-
-    return [(at, c) for i, (at, c) in enumerate(captions) if not replaced(i, c)]
 
 
 def report(

@@ -98,6 +98,28 @@ def turn_spans(
     return spans
 
 
+# ---- captions ------------------------------------------------------------------------------------
+
+
+def shown_captions(
+    captions: list[tuple[float, dict[str, Any]]],
+) -> list[tuple[float, dict[str, Any]]]:
+    """The captions a listener ends up reading: a revision (`replaces`, docs/protocol.md) takes
+    the place of the captions of the same speaker within its start..end."""
+    revisions = [(i, c) for i, (_, c) in enumerate(captions) if c.get("replaces")]
+
+    def replaced(i: int, c: dict[str, Any]) -> bool:
+        return any(
+            j > i
+            and r["user"]["id"] == c["user"]["id"]
+            and r["start_ms"] <= c["start_ms"]
+            and c["end_ms"] <= r["end_ms"]
+            for j, r in revisions
+        )
+
+    return [(at, c) for i, (at, c) in enumerate(captions) if not replaced(i, c)]
+
+
 # ---- names ---------------------------------------------------------------------------------------
 
 

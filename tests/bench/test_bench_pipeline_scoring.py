@@ -21,6 +21,7 @@ from pipeline_scoring import (  # noqa: E402
     knowledge_scores,
     names_right,
     search_hit,
+    shown_captions,
 )
 from pipeline_script import (  # noqa: E402
     ITEMS,
@@ -123,3 +124,25 @@ def test_the_script_labels_point_at_turns_that_exist_and_quick_keeps_only_its_ow
     assert items_for(4) and all(t < 4 for i in items_for(4) for t, _ in i.said)
     assert queries_for(4) and all(t < 4 for _, turns in queries_for(4) for t in turns)
     assert len(SPEAKERS) >= 4 and "en+f3" in {voice for _, voice in SPEAKERS.values()}
+
+
+def test_a_caption_revision_takes_the_place_of_the_captions_it_covers() -> None:
+    ana, ben = {"id": 1}, {"id": 2}
+    captions = [
+        (1.0, {"user": ana, "start_ms": 1000, "end_ms": 3000, "text": "Yes, the modern team"}),
+        (1.5, {"user": ben, "start_ms": 1500, "end_ms": 2500, "text": "Right."}),
+        (2.0, {"user": ana, "start_ms": 3100, "end_ms": 4000, "text": "3 hour each"}),
+        (
+            2.5,
+            {
+                "user": ana,
+                "start_ms": 1000,
+                "end_ms": 4000,
+                "replaces": [1, 3],
+                "text": "Yes, the volunteers asked for three hours each",
+            },
+        ),
+        (3.0, {"user": ana, "start_ms": 5000, "end_ms": 6000, "text": "Not five."}),
+    ]
+    texts = [c["text"] for _, c in shown_captions(captions)]
+    assert texts == ["Right.", "Yes, the volunteers asked for three hours each", "Not five."]
