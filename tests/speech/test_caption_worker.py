@@ -203,6 +203,7 @@ def test_a_sentence_split_into_several_captions_is_revised_whole(
     assert wer(said, shown) <= 0.15, shown  # tiny.en: "docks" is sometimes "dogs"
     last_words = " ".join(normalize(said).split()[-2:])
     assert normalize(shown[0]).endswith(last_words)
+    assert shown[0][:1].isupper(), shown  # it begins a sentence, as its first piece did
     # Each piece's own caption came first (the revision never held one back), and the last
     # revision spans them all. (A stream slow to arrive may be revised twice: the second
     # replaces the first.)

@@ -527,6 +527,10 @@ class CaptionWorker:
             return  # the pieces' own captions stand
         if group.shown and same_words(found.text, " ".join(group.shown_text)):
             return  # nothing to correct
+        text = found.text
+        if group.pieces[0].text[:1].isupper() and text[:1].islower():
+            # Whisper heard the joined audio mid-sentence; the first piece knew it began one.
+            text = text[0].upper() + text[1:]
         seq = self._next_seq()
         first, last = group.pieces[0].job, group.last.job
         self.counters.revisions += 1
@@ -540,12 +544,12 @@ class CaptionWorker:
                 "start": first.start_wall,
                 "end": last.end_wall,
                 "utterance_end": last.speech_end_wall,
-                "text": found.text,
+                "text": text,
                 "audio_s": round(len(audio) / SAMPLE_RATE, 3),
                 "emitted_at": time.time(),
             }
         )
-        group.shown, group.shown_text = [seq], [found.text]
+        group.shown, group.shown_text = [seq], [text]
 
     def _partial(self) -> None:
         """Transcribe the longest-waiting utterance in progress, if one is due a partial."""
