@@ -83,3 +83,19 @@ async def test_missing_and_invite_only_rooms_are_404_to_outsiders(
     response = await app_client.get(f"/c/{slug}")
     assert response.status_code == 404
     assert "Closed circle" not in response.text
+
+
+async def test_the_processing_panel_is_for_reviewers_only(app_client: httpx.AsyncClient) -> None:
+    """After the end a conversation's jobs are for its reviewers (hosts, co-hosts, speakers):
+    the room page gives the panel that polls them to those only, so the audience's page never
+    polls into a 404 when the host ends the conversation under its eyes."""
+    await signup(app_client, "panelhost")
+    slug = await _create(app_client, title="Jobs later")
+    host_page = await app_client.get(f"/c/{slug}")
+    assert "data-processing" in host_page.text
+    app_client.cookies.clear()
+    await signup(app_client, "panelviewer")
+    viewer_page = await app_client.get(f"/c/{slug}")
+    assert viewer_page.status_code == 200 and "data-processing" not in viewer_page.text
+    app_client.cookies.clear()
+    assert "data-processing" not in (await app_client.get(f"/c/{slug}")).text  # anonymous

@@ -75,6 +75,9 @@ async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> Re
         limits=room_data["limits"],
         room_data=room_data,
         can_manage=viewer is not None and await conversations.can_manage(db, conv, viewer),
+        # The processing panel follows the conversation past its end, when its jobs are for
+        # its reviewers only (conversations.withheld_events): others would poll into a 404.
+        can_review=viewer is not None and (viewer.is_admin or role in conversations.REVIEWER_ROLES),
         is_over=summary["state"] in ("ended", "published"),
     )
 
