@@ -25,6 +25,7 @@ from junto.speech.caption_worker import (
     KIND_CONFIG,
     KIND_DRAIN,
     KIND_END,
+    KIND_HOTWORDS,
     KIND_JSON,
     KIND_PACKET,
     KIND_STATS,
@@ -54,6 +55,8 @@ _RESPAWN = b"respawn"  # queue marker: the reader saw the worker die
 _WARM = b"warm"  # queue marker: start the worker now if none runs
 _STOP = b"stop"
 MAX_BACKOFF_S = 30.0
+# Conversations whose vocabulary a new worker is told again (the most recent ones).
+MAX_HOTWORDS = 64
 
 
 class CaptionProcess:
@@ -83,6 +86,8 @@ class CaptionProcess:
         self._spawned_at = 0.0
         self._backoff = 0.0
         self._active: set[StreamKey] = set()
+        # conversation id -> its hotwords frame, sent again to a restarted worker.
+        self._hotwords: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._stopping = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="caption-writer", daemon=True)
         self._readers: list[threading.Thread] = []
@@ -118,6 +123,19 @@ class CaptionProcess:
     def end_stream(self, key: StreamKey) -> None:
         self._active.discard(key)
         self._put(frame(KIND_END, STREAM.pack(*key)), control=True)
+
+    def set_hotwords(self, conversation_id: int, text: str) -> None:
+        """What the captions of `conversation_id` should expect to hear (names, terms);
+        "" for nothing."""
+        item = frame(
+            KIND_HOTWORDS, json.dumps({"conversation_id": conversation_id, "text": text}).encode()
+        )
+        with self._cond:
+            self._hotwords[conversation_id] = item
+            self._hotwords.move_to_end(conversation_id)
+            while len(self._hotwords) > MAX_HOTWORDS:
+                self._hotwords.popitem(last=False)
+        self._put(item, control=True)
 
     def drain(self, token: str) -> None:
         """Ask for a `drained` message once everything sent so far is transcribed."""
@@ -239,7 +257,11 @@ class CaptionProcess:
         assert proc.stdin is not None and proc.stdout is not None
         self._proc = proc
         log.info("caption worker started (pid %s)", proc.pid)
-        proc.stdin.write(frame(KIND_CONFIG, self.config.to_json()))
+        with self._cond:
+            hotwords = list(self._hotwords.values())
+        # A new worker knows nothing of the conversations under way: tell it their vocabulary
+        # before any packet (a hint already queued for it arrives twice, harmlessly).
+        proc.stdin.write(frame(KIND_CONFIG, self.config.to_json()) + b"".join(hotwords))
         proc.stdin.flush()
         reader = threading.Thread(
             target=self._read_loop, args=(proc, proc.stdout), name="caption-reader", daemon=True

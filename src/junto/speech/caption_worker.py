@@ -25,7 +25,8 @@ The first version of each caption never waits for this.
 Frames, both ways: 1 byte kind, 4 bytes little-endian payload length, payload.
   node -> worker  C config (JSON, first)  P packet (<qqd conversation, user, arrival wall clock;
                   then the Opus packet)   E stream end (<qq)   D drain (JSON {"token"})
-                  S stats request
+                  S stats request   H hotwords (JSON {"conversation_id", "text"}: names and
+                  terms that conversation's captions should expect, junto.speech.vocabulary)
   worker -> node  J one JSON message: ready, final, revised, partial, drained, stats, error
 
 Every final and revised caption carries a `seq` (unique within one worker process); a revised
@@ -58,6 +59,7 @@ HEADER = struct.Struct("<BI")
 PACKET = struct.Struct("<qqd")
 STREAM = struct.Struct("<qq")
 KIND_CONFIG, KIND_PACKET, KIND_END, KIND_DRAIN, KIND_STATS, KIND_JSON = b"CPEDSJ"
+KIND_HOTWORDS = ord("H")
 
 # Packets arriving this much later than their audio's place on the timeline mean the stream
 # stopped for a while (muted with DTX, a network stall, a republish): re-anchor the timeline.
@@ -293,6 +295,7 @@ class CaptionWorker:
         self._lock = threading.Lock()  # streams are fed by the reader, peeked by the transcriber
         self._jobs: queue.Queue[_Job | str | None] = queue.Queue()
         self._recognise: Recognizer | None = None
+        self._hotwords: dict[int, str] = {}  # conversation id -> its vocabulary
         self._generations = 0
         self._seq = 0
         # The transcriber thread's own: each stream's latest group, and the groups due a revision.
@@ -345,6 +348,13 @@ class CaptionWorker:
 
     def drain(self, token: str) -> None:
         self._jobs.put(token)
+
+    def set_hotwords(self, conversation_id: int, text: str) -> None:
+        # A plain dict assignment: the transcriber thread reads it without a lock.
+        self._hotwords[conversation_id] = text
+
+    def _hint(self, key: StreamKey) -> str:
+        return self._hotwords.get(key[0], "")
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -409,7 +419,7 @@ class CaptionWorker:
         u = job.utterance
         assert self._recognise is not None
         began = time.monotonic()
-        found = self._recognise(u.audio)
+        found = self._recognise(u.audio, self._hint(job.key))
         self.counters.transcribe_s += time.monotonic() - began
         self.counters.audio_s += u.duration_s
         if not found.fast:
@@ -520,7 +530,7 @@ class CaptionWorker:
         assert self._recognise is not None
         audio = group.audio()
         began = time.monotonic()
-        found = self._recognise(audio)
+        found = self._recognise(audio, self._hint(key))
         self.counters.transcribe_s += time.monotonic() - began
         self.counters.audio_s += len(audio) / SAMPLE_RATE
         if not plausible(found, len(audio) / SAMPLE_RATE, group.voiced()):
@@ -578,7 +588,7 @@ class CaptionWorker:
             stream.partial_start, stream.partial_at = start, stream.vad.samples_fed
             start_wall = stream.timeline.wall(start)
         assert self._recognise is not None
-        found = self._recognise(audio)
+        found = self._recognise(audio, self._hint(stream.key))
         with self._lock:
             # The utterance may have finished meanwhile: its final caption supersedes this.
             ongoing = stream.vad.ongoing()
@@ -645,6 +655,9 @@ def main() -> int:
             worker.drain(str(json.loads(payload)["token"]))
         elif kind == KIND_STATS:
             emit(worker.stats())
+        elif kind == KIND_HOTWORDS:
+            hint = json.loads(payload)
+            worker.set_hotwords(int(hint["conversation_id"]), str(hint["text"]))
     worker.stop()
     return 0
 

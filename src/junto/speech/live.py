@@ -40,6 +40,7 @@ from junto.realtime.connection import control
 from junto.speech.caption_process import CaptionProcess, Message
 from junto.speech.caption_worker import StreamKey, WorkerConfig
 from junto.speech.models import is_english_only, resolve_model
+from junto.speech.vocabulary import conversation_vocabulary
 from junto.storage.tables import Caption, User
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ class LiveCaptioner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._drains: dict[str, asyncio.Future[None]] = {}
+        self._hints: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -148,6 +150,8 @@ class LiveCaptioner:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_STOP_DRAIN_S):
                     await self.drain()
+        for hint in list(self._hints):
+            hint.cancel()
         for speaker in self._speakers.values():
             if speaker.remove_tap is not None:
                 speaker.remove_tap()
@@ -204,6 +208,24 @@ class LiveCaptioner:
 
         speaker.remove_tap = media.add_tap(room, user_id, tap, Source.CAMERA)
         process.warm()
+        # The names are looked up off the tap path; the first utterance takes longer than the
+        # lookup to end, so its caption already has them. A participant renamed mid-conversation
+        # is heard with the name they had when this speaker went on air.
+        hint = loop.create_task(self._send_vocabulary(room), name="caption-vocabulary")
+        self._hints.add(hint)
+        hint.add_done_callback(self._hints.discard)
+
+    async def _send_vocabulary(self, room: int) -> None:
+        """Tell the worker what this conversation's captions should expect to hear
+        (`junto.speech.vocabulary`: its people's names, title and tags)."""
+        try:
+            async with self.node.db() as db:
+                text = await conversation_vocabulary(db, room)
+        except Exception:
+            log.exception("looking up conversation %s's vocabulary failed", room)
+            return
+        if self.process is not None:
+            self.process.set_hotwords(room, text)
 
     def gathering(self, room: int) -> None:
         # Loading the worker and its model takes seconds on 2 cores: start it while speakers

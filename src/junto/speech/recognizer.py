@@ -76,6 +76,9 @@ class Recognizer:
         self.beam = max(1, beam)
         self.pad_frames = int(pad_s * FRAMES_PER_SECOND)
         self._fast: tuple[Any, list[int], list[int] | None] | None = None
+        # The decoder prompt for each conversation's hotwords (a handful of conversations at
+        # once; tokenizing the same text for every caption would be wasted work).
+        self._prompts: dict[str, list[int]] = {}
         if short_window and english_only:
             try:
                 self._fast = self._prepare_fast()
@@ -93,21 +96,38 @@ class Recognizer:
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
         return tokenizer, prompt, get_suppressed_tokens(tokenizer, (-1,))
 
-    def __call__(self, audio: npt.NDArray[np.float32]) -> Recognised:
+    def _prompt(self, hotwords: str) -> list[int]:
+        assert self._fast is not None
+        tokenizer, prompt, _ = self._fast
+        if not hotwords:
+            return prompt
+        cached = self._prompts.get(hotwords)
+        if cached is None:
+            if len(self._prompts) >= 64:
+                self._prompts.clear()  # conversations long over; rebuilt on demand
+            cached = self._prompts[hotwords] = self.model.get_prompt(
+                tokenizer, [], without_timestamps=True, hotwords=hotwords
+            )
+        return cached
+
+    def __call__(self, audio: npt.NDArray[np.float32], hotwords: str = "") -> Recognised:
+        """`audio`'s text; `hotwords` (names, terms: junto.speech.vocabulary) bias its
+        spelling the way the final transcript's do."""
         if self._fast is not None and len(audio):
             try:
-                fast = self._short_window(audio)
+                fast = self._short_window(audio, hotwords)
                 if fast is not None:
                     return fast
             except Exception:
                 log.warning("short-window decoding failed; using transcribe", exc_info=True)
-        return self._full(audio)
+        return self._full(audio, hotwords)
 
-    def _short_window(self, audio: npt.NDArray[np.float32]) -> Recognised | None:
+    def _short_window(self, audio: npt.NDArray[np.float32], hotwords: str) -> Recognised | None:
         from faster_whisper.transcribe import get_compression_ratio
 
         assert self._fast is not None
-        tokenizer, prompt, suppress = self._fast
+        tokenizer, _, suppress = self._fast
+        prompt = self._prompt(hotwords)
         model = self.model
         features = model.feature_extractor(audio)
         frames = features.shape[-1]
@@ -146,7 +166,7 @@ class Recognizer:
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -math.inf
         return Recognised(text, float(avg_logprob), float(result.no_speech_prob), fast=True)
 
-    def _full(self, audio: npt.NDArray[np.float32]) -> Recognised:
+    def _full(self, audio: npt.NDArray[np.float32], hotwords: str = "") -> Recognised:
         segments, _info = self.model.transcribe(
             audio,
             language="en" if self.english_only else None,
@@ -159,6 +179,7 @@ class Recognizer:
             # One pass: the temperature fallback re-decodes unclear audio up to five times,
             # which a live caption cannot wait for (the final transcript can).
             temperature=0.0,
+            hotwords=hotwords or None,
         )
         texts: list[str] = []
         logprobs: list[float] = []

@@ -1,0 +1,80 @@
+"""Live captions know the conversation's people: names come out as names, not common words."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+from caption_support import opus_packets, silence_packets, speak
+from sqlalchemy import select
+
+from helpers import csrf_headers, in_process_node, signup
+from junto.config import Settings
+from junto.conversations import get_by_slug
+from junto.media.base import Publication
+from junto.node import Node
+from junto.storage.tables import Caption, Participant, Role, User
+
+# Without the conversation's names tiny.en hears "don't win" for Joaquin and "Nagni" for Dagny.
+NAMES_LINE = ("en-us", "Priya, can you check with Joaquin whether Dagny approved the budget?")
+
+
+@pytest.fixture
+async def node_and_client(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    async with in_process_node(settings.with_overrides(recording=False, captions=True)) as running:
+        yield running
+
+
+async def poll(check: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_caption_spells_the_names_of_the_conversations_people(
+    node_and_client: tuple[Node, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    node, client = node_and_client
+    assert node.captioner is not None and node.on_air is not None and node.media is not None
+    packets = opus_packets(speak(tmp_path, "names", *NAMES_LINE)) + silence_packets(1.0)
+    me = await signup(client, "priya", display_name="Priya")
+    headers = await csrf_headers(client)
+    r = await client.post("/api/conversations", json={"title": "Budget"}, headers=headers)
+    slug = r.json()["slug"]
+    assert (await client.post(f"/api/conversations/{slug}/start", headers=headers)).is_success
+    async with node.db() as db:
+        conv = await get_by_slug(db, slug)
+        assert conv is not None
+        for name in ("Joaquin", "Dagny"):
+            user = User(display_name=name, colour="#336699", is_guest=True)
+            db.add(user)
+            await db.flush()
+            db.add(Participant(conversation_id=conv.id, user_id=user.id, role=Role.SPEAKER))
+        await db.commit()
+
+    node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
+
+    async def tapped() -> bool:
+        room = node.media.rooms.get(conv.id)  # type: ignore[attr-defined]
+        return room is not None and bool(room.taps.get((me["id"], "camera")))
+
+    await poll(tapped, 10)
+    taps = node.media.rooms[conv.id].taps[(me["id"], "camera")]  # type: ignore[attr-defined]
+    for packet in packets:
+        for tap in taps:
+            tap("audio", av.Packet(packet))
+    node.on_air.publications_changed(conv.id, [])
+    async with asyncio.timeout(90):
+        await node.captioner.drain()
+
+    async with node.db() as db:
+        rows = (await db.scalars(select(Caption).order_by(Caption.start_ms))).all()
+    said = " ".join(c.text for c in rows)
+    assert "Joaquin" in said and "Dagny" in said, said
