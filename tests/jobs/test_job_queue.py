@@ -56,6 +56,31 @@ async def test_unique_returns_the_active_job_with_the_same_payload(sessions: Ses
     assert await put(sessions, payload={"a": 1, "b": 2}, unique=True) not in (first, different)
 
 
+async def test_asking_again_for_a_postponed_unique_job_makes_it_due_now(
+    sessions: Sessions,
+) -> None:
+    # A transcript.track job that found its piece still being finalized postponed itself; the
+    # finalize, done, asks for the same job: it runs now, not when its postponement ends.
+    job_id = await put(sessions, payload={"recording_id": 7}, unique=True)
+    job = await queue.claim(sessions, "w")
+    assert job is not None and job.id == job_id
+    await queue.postpone(sessions, job_id, "w", 30.0, "the piece is still being finalized")
+    assert await queue.claim(sessions, "w") is None
+    assert await put(sessions, payload={"recording_id": 7}, unique=True) == job_id
+    again = await queue.claim(sessions, "w")
+    assert again is not None and again.id == job_id and again.attempts == 1
+
+
+async def test_asking_again_for_a_unique_job_keeps_its_backoff_after_a_failure(
+    sessions: Sessions,
+) -> None:
+    job_id = await put(sessions, unique=True)
+    assert await queue.claim(sessions, "w") is not None
+    await queue.fail(sessions, job_id, "w", "RuntimeError: flaky")
+    assert await put(sessions, unique=True) == job_id
+    assert await queue.claim(sessions, "w") is None  # still backing off
+
+
 async def test_concurrent_claimers_never_get_the_same_job(
     sessions: Sessions, database_url: str
 ) -> None:

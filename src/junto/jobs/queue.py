@@ -96,6 +96,7 @@ async def enqueue(
             .limit(1)
         )
         if existing is not None:
+            _due_now_if_postponed(existing, delay_s)
             return existing
     now = utcnow()
     job = Job(
@@ -115,6 +116,19 @@ async def enqueue(
     db.add(job)
     await db.flush()
     return job
+
+
+def _due_now_if_postponed(job: Job, delay_s: float) -> None:
+    """Asking now for a unique job that postponed itself (NotReady) makes it due now: whatever
+    it waited for is probably what asks (a piece's finalize asks for its track), so it should
+    not sleep out its postponement. A job backing off after a failure (its error is set)
+    keeps its backoff; a running one is left alone."""
+    now = utcnow()
+    due = now + timedelta(seconds=delay_s)
+    postponed = job.state == JobState.QUEUED and job.error is None
+    if postponed and job.run_after > due:
+        job.run_after = due
+        job.updated_at = now
 
 
 async def retry(db: AsyncSession, job_id: int) -> Job:

@@ -13,17 +13,20 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.jobs.context import JobContext, JobFailed, NotReady
-from junto.jobs.queue import enqueue
+from junto.jobs.queue import enqueue, wake
 from junto.recording.journal import JournalError
 from junto.recording.webm import NothingRecorded, journal_to_webm
-from junto.storage.tables import Recording, RecordingState
+from junto.storage.tables import Job, JobState, Recording, RecordingState
 
 log = logging.getLogger("junto.recording")
 
 TRANSCRIBE = "transcript.track"
+BUILD = "transcript.build"
+FINALIZE_KIND = "recording.finalize"
 
 
 def webm_relpath(conversation_id: int, recording_id: int) -> str:
@@ -37,7 +40,30 @@ async def _mark_failed(ctx: JobContext, recording_id: int, message: str) -> None
             .where(Recording.id == recording_id)
             .values(state=RecordingState.FAILED, error=message)
         )
+        conversation_id = await db.scalar(
+            select(Recording.conversation_id).where(Recording.id == recording_id)
+        )
+        if conversation_id is not None:
+            await _wake_build_if_last(db, conversation_id, ctx.job_id)
         await db.commit()
+
+
+async def _wake_build_if_last(db: AsyncSession, conversation_id: int, this_job: int) -> None:
+    """No finalize or track of the conversation is left: its transcript build, which postponed
+    itself while pieces were being finalized (WAIT_FOR_PIECES_S), runs now. A piece with audio
+    never gets here first: its track, just queued, wakes the build when it is done."""
+    pending = await db.scalar(
+        select(Job.id)
+        .where(
+            Job.kind.in_([FINALIZE_KIND, TRANSCRIBE]),
+            Job.conversation_id == conversation_id,
+            Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+            Job.id != this_job,
+        )
+        .limit(1)
+    )
+    if pending is None:
+        await wake(db, BUILD, conversation_id)
 
 
 async def run(ctx: JobContext) -> None:
@@ -108,6 +134,8 @@ async def run(ctx: JobContext) -> None:
                 conversation_id=row.conversation_id,
                 unique=True,
             )
+        else:
+            await _wake_build_if_last(db, row.conversation_id, ctx.job_id)
         await db.commit()
     await asyncio.to_thread(_remove, journal)
     await ctx.progress(1.0, f"{info.duration_s:.1f} s recorded")
