@@ -24,6 +24,7 @@ log = logging.getLogger("junto.jobs")
 
 POLL_S = 0.5  # how often an idle worker looks for work
 ERROR_PAUSE_S = 2.0  # after the database failed to answer a claim
+TRACK_KIND = "transcript.track"  # the kind whose model a worker loads ahead (warm_up)
 
 
 async def run_worker(
@@ -36,6 +37,7 @@ async def run_worker(
     kinds: Collection[str] | None = None,
     handle_signals: bool = False,
     parent_pid: int | None = None,
+    warm_up: bool | None = None,
 ) -> int:
     """Run jobs until `stop_event` is set (or, with `once`, until no job is ready).
 
@@ -43,6 +45,9 @@ async def run_worker(
     `handle_signals` makes SIGTERM and SIGINT stop the worker: a job in progress is cancelled
     and put back in the queue without counting the attempt, so another worker takes it.
     With `parent_pid`, the worker stops like on SIGTERM once that process is gone.
+    `warm_up` loads the transcript model in the background as the worker starts (default: when
+    it is a process of its own, `handle_signals` and not `once`), so the first track after a
+    conversation ends does not pay for it.
     Returns how many jobs it ran.
     """
     stop = stop_event or asyncio.Event()
@@ -53,6 +58,13 @@ async def run_worker(
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+    if warm_up is None:
+        warm_up = handle_signals and not once
+    warming = (
+        loop.create_task(_warm_up(settings, name))
+        if warm_up and (kinds is None or TRACK_KIND in kinds)
+        else None
+    )
     engine = make_engine(settings.effective_database_url)
     sessions = make_sessionmaker(engine)
     ran = 0
@@ -81,12 +93,31 @@ async def run_worker(
     finally:
         if orphan_watch is not None:
             orphan_watch.cancel()
+        if warming is not None:
+            warming.cancel()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         await engine.dispose()
         log.info("worker %s stopped after %d job(s)", name, ran)
     return ran
+
+
+async def _warm_up(settings: Settings, name: str) -> None:
+    """Load the transcript model (1-2 s on 2 cores, more under load) while there is nothing to
+    do, rather than on the first track after a conversation ends, when people wait. A track
+    claimed meanwhile waits for this load (the model is loaded once per process), not a second
+    one. A model that cannot load is the track's error to report, not the worker's."""
+    began = time.monotonic()
+    try:
+        from junto.speech.models import load_model
+
+        await asyncio.to_thread(load_model, settings.transcript_model, settings)
+    except Exception as exc:
+        log.warning("worker %s could not load %s ahead: %s", name, settings.transcript_model, exc)
+        return
+    took = time.monotonic() - began
+    log.info("worker %s loaded %s ahead in %.1f s", name, settings.transcript_model, took)
 
 
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
