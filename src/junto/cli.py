@@ -144,11 +144,13 @@ def _add_model_commands(sub: Any) -> None:
         "models",
         help="list or download speech models (captions, transcripts)",
         description="Speech models are faster-whisper names (tiny.en, base, small.en, ...) or "
-        "folders of CTranslate2 weights. `list` shows where each configured model comes from; "
+        "folders of CTranslate2 weights. `list` (the default) says which model the live captions "
+        "and the final transcript use and where each comes from; "
         "`pull NAME` downloads NAME from the Hugging Face Hub into the models folder "
         "($JUNTO_MODELS_DIR, default DATA_DIR/models), for machines that serve offline later.",
     )
-    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    # `junto models` alone lists, like `junto models list`.
+    models_sub = models.add_subparsers(dest="models_command", required=False, metavar="ACTION")
     listing = models_sub.add_parser("list", help="show the models this node uses and has")
     _add_node_options(listing)
     pull = models_sub.add_parser("pull", help="download a model into the models folder")
@@ -159,7 +161,9 @@ def _add_model_commands(sub: Any) -> None:
 def _models(settings: Settings, args: argparse.Namespace) -> int:
     from junto.speech import models
 
-    if args.models_command == "list":
+    if args.models_command in (None, "list"):
+        print(models.describe_choice(settings, models.this_machine()))
+        print()
         print(models.format_table(models.list_models(settings)))
         return 0
     try:

@@ -24,7 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.jobs import queue
-from junto.storage.tables import Job, JobState, SearchPassage
+from junto.storage.tables import (
+    Job,
+    JobState,
+    Recording,
+    SearchPassage,
+    TrackTranscript,
+)
 from junto.storage.types import utcnow
 
 AFTER_END_KINDS = ("transcript.build", "composite.render")
@@ -150,3 +156,21 @@ async def checklist(
             state = "waiting"
         out.append((step, state))
     return out
+
+
+async def transcript_model_note(db: AsyncSession, conversation_id: int) -> str | None:
+    """Which model made the transcript ("Transcribed with base.en."); None before any piece
+    is transcribed. Reviewers judge a transcript's mistakes knowing what made it."""
+    models = list(
+        (
+            await db.scalars(
+                select(TrackTranscript.model)
+                .join(Recording, Recording.id == TrackTranscript.recording_id)
+                .where(Recording.conversation_id == conversation_id)
+                .distinct()
+            )
+        ).all()
+    )
+    if not models:
+        return None
+    return f"Transcribed with {', '.join(sorted(models))}."

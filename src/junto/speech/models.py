@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -188,3 +189,61 @@ def format_table(infos: list[ModelInfo]) -> str:
         "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
         for row in rows
     )
+
+
+# The final pass's larger models and what a machine needs to run them in about the time people
+# wait for a transcript (int8 on the CPU; faster-whisper's own figures: small is about 6x tiny's
+# compute and needs about 1 GB of RAM while it works, base about 2x and 300 MB). The live
+# captions stay on tiny: they must keep up with speech.
+_LADDER = ("tiny", "base", "small")
+_NEEDS = {"base": (2, 2.0), "small": (4, 4.0)}  # (cores, GB of memory)
+
+
+@dataclass(frozen=True)
+class Machine:
+    cores: int
+    memory_gb: float
+
+
+def this_machine() -> Machine:
+    pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+    return Machine(os.cpu_count() or 1, round(pages * size / 1e9, 1))
+
+
+def suggested_transcript_model(current: str, machine: Machine) -> str | None:
+    """A larger faster-whisper model than `current` for the final pass that `machine` can run,
+    or None (already the largest it can, or a model outside tiny/base/small)."""
+    english = current.endswith(".en")
+    family = current.removesuffix(".en")
+    if family not in _LADDER:
+        return None
+    best = None
+    for bigger in _LADDER[_LADDER.index(family) + 1 :]:
+        cores, memory = _NEEDS[bigger]
+        if machine.cores >= cores and machine.memory_gb >= memory:
+            best = bigger
+    if best is None:
+        return None
+    return f"{best}.en" if english else best
+
+
+def describe_choice(settings: Settings, machine: Machine) -> str:
+    """`junto models`'s opening: which model each pass uses, whether it is on this machine,
+    and a larger final-pass model where this machine can afford one (a hint, not a change)."""
+    lines = []
+    for label, setting, name in (
+        ("Live captions", "JUNTO_CAPTION_MODEL", settings.caption_model),
+        ("Final transcript", "JUNTO_TRANSCRIPT_MODEL", settings.transcript_model),
+    ):
+        here = _is_model_dir(Path(resolve_model(name, settings)))
+        where = "on this machine" if here else "not on this machine: downloaded on first use"
+        lines.append(f"{label + ':':<18}{name} ({setting}), {where}")
+    better = suggested_transcript_model(settings.transcript_model, machine)
+    if better is not None:
+        lines.append(
+            f"Hint: this machine ({machine.cores} cores, {machine.memory_gb:.0f} GB) can run "
+            f"{better} for a more accurate final transcript: `junto models pull {better}`, "
+            f"then set JUNTO_TRANSCRIPT_MODEL={better}."
+        )
+    return "\n".join(lines)

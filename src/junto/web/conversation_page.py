@@ -126,6 +126,7 @@ async def conversation_page(
                 processing.VIDEO: "composite" in media,
             },
         ),
+        transcript_model_note=await processing.transcript_model_note(db, conv.id),
         og={
             "title": conv.title,
             "description": description,
