@@ -19,7 +19,8 @@ are loaded before either run, so neither pays for it.
     python bench/job_order.py                      # 4 speakers x 30 s (a 2-minute conversation)
     python bench/job_order.py --speakers 1 --seconds 4   # smoke test
 
-It prints a human summary and, as its last line, one JSON object with at least
+It prints a human summary, with each job's timeline (queued, last started, finished, from the
+worker's start: where the seconds go), and, as its last line, one JSON object with at least
 {"transcript_ready_s", "baseline_transcript_ready_s", "knowledge_ready_s",
  "baseline_knowledge_ready_s", "all_done_s", "baseline_all_done_s"}. A measurement, never a
 pass/fail test.
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -147,6 +148,7 @@ async def run(settings: Settings) -> tuple[dict[str, float], list[str]]:
     sessions = make_sessionmaker(engine)
     stop = asyncio.Event()
     began = time.perf_counter()
+    wall_start = utcnow()
     worker = asyncio.create_task(run_worker(settings, "bench-worker", stop_event=stop))
     marks: dict[str, float] = {}
     try:
@@ -164,13 +166,28 @@ async def run(settings: Settings) -> tuple[dict[str, float], list[str]]:
                 marks.setdefault("knowledge_ready_s", at)
             if jobs and all(j.state == JobState.SUCCEEDED for j in jobs):
                 marks["all_done_s"] = at
-                ran = sorted(jobs, key=lambda j: j.finished_at or j.updated_at)
-                return marks, [f"{j.kind} {_took(j):.1f} s" for j in ran]
+                return marks, _timeline(jobs, wall_start)
             await asyncio.sleep(0.1)
     finally:
         stop.set()
         await worker
         await engine.dispose()
+
+
+def _timeline(jobs: list[Job], origin: datetime) -> list[str]:
+    """Each job, in the order they finished: when it was queued, last started and finished,
+    in seconds from the worker's start (where the seconds between the end and the transcript
+    go: waiting in the queue, postponed, or working)."""
+
+    def at(when: datetime | None) -> str:
+        return "-" if when is None else f"{(when - origin).total_seconds():6.1f}"
+
+    ran = sorted(jobs, key=lambda j: j.finished_at or j.updated_at)
+    return [
+        f"{j.kind:<18} queued {at(j.created_at)}  started {at(j.started_at)}  "
+        f"finished {at(j.finished_at)}  ({_took(j):.1f} s)"
+        for j in ran
+    ]
 
 
 def _took(job: Job) -> float:
@@ -223,7 +240,9 @@ def main() -> None:
     ):
         print(f"  {name}: {new[key]:.1f} s (first in, first out baseline: {old[key]:.1f} s)")
     for label, order in orders.items():
-        print(f"  {label}, in the order they finished: {', '.join(order)}")
+        print(f"  {label}, in the order they finished (s from the worker's start):")
+        for line in order:
+            print(f"    {line}")
     summary = {
         "speakers": args.speakers,
         "seconds_each": args.seconds,

@@ -142,7 +142,9 @@ def test_the_labelled_set_is_large_varied_and_keeps_a_held_out_part() -> None:
     meetings = dataset.meetings()
     total = sum(len(m.sentences) for m in meetings)
     held = sum(len(m.sentences) for m in meetings if m.split == "heldout")
-    assert total >= 400 and held / total >= 0.3
+    # The held-out part stays the same 264 sentences as training meetings are added: its
+    # size, not its share, is what makes its figures worth reading.
+    assert total >= 400 and held >= 250 and held / total >= 0.2
     assert len({m.style for m in meetings}) >= 10
     rows = dataset.rows("heldout")
     assert len(rows) == held and {"prev_text", "next_speaker", "owner"} <= set(rows[0])
@@ -153,9 +155,9 @@ def test_the_shipped_classifier_finds_items_in_meetings_it_never_saw() -> None:
     held_out = dataset.meetings("heldout")
     ours = evaluate.score(held_out, evaluate.classifier(get_embedder()))
     cues = evaluate.score(held_out, evaluate.baseline)
-    # Floors under what was measured (bench/knowledge.py: 0.79, 0.67, 0.86, owners 95 %), and
+    # Floors under what was measured (bench/knowledge.py: 0.79, 0.72, 0.87, owners 95 %), and
     # above the cue phrases for every kind.
-    for kind, floor in (("questions", 0.7), ("decisions", 0.6), ("actions", 0.75)):
+    for kind, floor in (("questions", 0.7), ("decisions", 0.65), ("actions", 0.75)):
         assert ours.kinds[kind].f1 >= floor, (kind, ours.kinds[kind])
         assert ours.kinds[kind].f1 > cues.kinds[kind].f1
     assert ours.owner_accuracy >= 0.9
@@ -198,3 +200,23 @@ def test_training_again_gives_the_shipped_weights() -> None:
         w, b = train.fit((table.x - mean) / scale, table.y[:, kind], float(lambdas[kind]))
         assert np.allclose(w, shipped.weights[kind], atol=1e-3)
         assert abs(b - float(shipped.bias[kind])) < 1e-3
+
+
+def test_a_choice_taken_in_passing_and_a_question_without_its_form_are_found() -> None:
+    """Decisions said as "X it is" after a question nobody argued with, and questions said as
+    "I wonder whether ..." with a full stop: both were missed before the second round of
+    training meetings (the decisions' recall on held-out was 0.55)."""
+    k = said(
+        [
+            (MAYA, "okay, the team dinner, the thai place or the pizza place."),
+            (TOM, "thai, the pizza place was loud last time."),
+            (PRIYA, "thai works for me."),
+            (MAYA, "fine, thai it is, thursday at seven."),
+            (TOM, "I wonder whether we need to book a table for that many people."),
+            (PRIYA, "probably, it's a small place."),
+        ]
+    )
+    assert [d.text for d in k.decisions] == ["fine, thai it is, thursday at seven."]
+    assert "I wonder whether we need to book a table for that many people." in [
+        q.text for q in k.questions
+    ]
