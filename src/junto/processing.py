@@ -24,7 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.jobs import queue
+from junto.speech.models import unsupported_language
 from junto.storage.tables import (
+    Conversation,
     Job,
     JobState,
     Recording,
@@ -159,7 +161,8 @@ async def checklist(
 
 
 async def transcript_model_note(db: AsyncSession, conversation_id: int) -> str | None:
-    """Which model made the transcript ("Transcribed with base.en."); None before any piece
+    """Which model made the transcript ("Transcribed with base.en."), or why it could not
+    (an English-only model and a conversation in another language); None before any piece
     is transcribed. Reviewers judge a transcript's mistakes knowing what made it."""
     models = list(
         (
@@ -173,4 +176,9 @@ async def transcript_model_note(db: AsyncSession, conversation_id: int) -> str |
     )
     if not models:
         return None
+    conv = await db.get(Conversation, conversation_id)
+    for model in models:
+        why = unsupported_language(model, conv.language if conv else "", "JUNTO_TRANSCRIPT_MODEL")
+        if why is not None:
+            return why
     return f"Transcribed with {', '.join(sorted(models))}."

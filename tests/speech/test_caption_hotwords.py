@@ -78,3 +78,45 @@ async def test_a_caption_spells_the_names_of_the_conversations_people(
         rows = (await db.scalars(select(Caption).order_by(Caption.start_ms))).all()
     said = " ".join(c.text for c in rows)
     assert "Joaquin" in said and "Dagny" in said, said
+
+
+async def test_captions_stay_off_with_a_note_in_a_language_the_model_does_not_know(
+    node_and_client: tuple[Node, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    node, client = node_and_client
+    assert node.captioner is not None and node.on_air is not None and node.media is not None
+    packets = opus_packets(speak(tmp_path, "names", *NAMES_LINE)) + silence_packets(1.0)
+    me = await signup(client, "greta", display_name="Greta")
+    headers = await csrf_headers(client)
+    body = {"title": "Haushalt", "language": "de"}
+    r = await client.post("/api/conversations", json=body, headers=headers)
+    slug = r.json()["slug"]
+    assert (await client.post(f"/api/conversations/{slug}/start", headers=headers)).is_success
+    async with node.db() as db:
+        conv = await get_by_slug(db, slug)
+    assert conv is not None and conv.language == "de"
+
+    page = await client.get(f"/c/{slug}")
+    assert page.status_code == 200
+    assert (
+        "Live captions are off. The caption model knows English only; this conversation is in "
+        "German: set JUNTO_CAPTION_MODEL to a multilingual model"
+    ) in page.text
+    assert "data-captions" not in page.text
+
+    # A speaker on air anyway (English words, which tiny.en would caption): nothing is stored.
+    node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
+
+    async def turned_off() -> bool:
+        return conv.id in node.captioner.off  # type: ignore[union-attr]
+
+    await poll(turned_off, 10)
+    taps = node.media.rooms[conv.id].taps[(me["id"], "camera")]  # type: ignore[attr-defined]
+    for packet in packets:
+        for tap in taps:
+            tap("audio", av.Packet(packet))
+    node.on_air.publications_changed(conv.id, [])
+    async with asyncio.timeout(90):
+        await node.captioner.drain()
+    async with node.db() as db:
+        assert (await db.scalars(select(Caption))).all() == []

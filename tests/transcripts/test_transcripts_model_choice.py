@@ -1,4 +1,5 @@
-"""Which model made a transcript, on the review page; a silent track."""
+"""Which model made a transcript, and a language it does not know: the review page says so,
+and an English-only model never writes invented English for a German conversation."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from transcripts_support import World, speak, to_webm, world_fixture  # noqa: F4
 
 from junto import cli
 from junto.speech import models
-from junto.storage.tables import Job, JobState, TranscriptSegment
+from junto.storage.tables import Job, JobState, TrackTranscript, TranscriptSegment
+
+GERMAN = "Guten Morgen. Heute sprechen wir über den Haushalt und die neuen Brücken der Stadt."
 
 
 def review_note(html: str) -> str:
@@ -40,6 +43,35 @@ async def test_the_review_page_says_which_model_made_the_transcript(
     page = await ana.client.get(f"/c/{conv.slug}")
     assert page.status_code == 200
     assert review_note(page.text) == f"Transcribed with {world.settings.transcript_model}."
+
+
+async def test_an_english_only_model_writes_nothing_for_a_german_conversation_and_says_why(
+    world: World, tmp_path: Path
+) -> None:
+    assert models.is_english_only(world.settings.transcript_model)
+    ana = await world.member("ana", "Ana")
+    conv = await world.ended_conversation(ana, language="de")
+    assert conv.language == "de"
+    relative = f"recordings/{conv.id}/{ana.id}.webm"
+    wav = speak(tmp_path / "de.wav", GERMAN, voice="de")
+    to_webm(wav, world.settings.data_dir / relative)
+    await world.add_piece(conv, ana, 0.0, None, path=relative)
+    await world.run_jobs("transcript.build")  # asks for the track's words, then waits
+    assert await world.run_jobs("transcript.track") == 1
+    assert await world.run_jobs("transcript.build") == 1
+
+    (track,) = await world.jobs("transcript.track")
+    assert track.state == JobState.SUCCEEDED
+    assert "English only" in track.progress_note and "German" in track.progress_note
+    async with world.node.db() as db:
+        (stored,) = (await db.scalars(select(TrackTranscript))).all()
+    assert stored.words == "[]"  # no invented English words
+    assert await segments_text(world) == ""
+    page = await ana.client.get(f"/c/{conv.slug}")
+    assert review_note(page.text) == (
+        "The transcript model knows English only; this conversation is in German: set "
+        "JUNTO_TRANSCRIPT_MODEL to a multilingual model (such as small)."
+    )
 
 
 async def test_a_silent_track_gives_an_empty_transcript_without_error(

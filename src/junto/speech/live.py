@@ -39,9 +39,9 @@ from junto.realtime import log as room_log
 from junto.realtime.connection import control
 from junto.speech.caption_process import CaptionProcess, Message
 from junto.speech.caption_worker import StreamKey, WorkerConfig
-from junto.speech.models import is_english_only, resolve_model
+from junto.speech.models import is_english_only, resolve_model, unsupported_language
 from junto.speech.vocabulary import conversation_vocabulary
-from junto.storage.tables import Caption, User
+from junto.storage.tables import Caption, Conversation, User
 
 if TYPE_CHECKING:
     from junto.node import Node
@@ -119,6 +119,11 @@ def worker_config(node_settings: Any) -> WorkerConfig:
     return WorkerConfig(model=resolved, english_only=english, beam=node_settings.caption_beam)
 
 
+def captions_off_because(node_settings: Any, language: str) -> str | None:
+    """Why live captions stay off for a conversation in `language`, or None."""
+    return unsupported_language(node_settings.caption_model, language, "JUNTO_CAPTION_MODEL")
+
+
 class LiveCaptioner:
     """Captions every on-air speaker's camera audio; see the module docstring."""
 
@@ -133,6 +138,8 @@ class LiveCaptioner:
         self._consumer: asyncio.Task[None] | None = None
         self._drains: dict[str, asyncio.Future[None]] = {}
         self._hints: set[asyncio.Task[None]] = set()
+        # Conversations whose language the caption model does not know -> why (captions off).
+        self.off: dict[int, str] = {}
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -201,8 +208,10 @@ class LiveCaptioner:
         speaker = _Speaker(room, user_id, started_at, loop.create_task(self._person(user_id)))
         self._speakers[key] = speaker
 
+        off = self.off
+
         def tap(kind: str, packet: Any) -> None:
-            if kind == "audio":
+            if kind == "audio" and room not in off:
                 # Copy now: the packet's buffer belongs to the forwarding path.
                 process.send_packet(key, time.time(), bytes(packet))
 
@@ -211,18 +220,29 @@ class LiveCaptioner:
         # The names are looked up off the tap path; the first utterance takes longer than the
         # lookup to end, so its caption already has them. A participant renamed mid-conversation
         # is heard with the name they had when this speaker went on air.
-        hint = loop.create_task(self._send_vocabulary(room), name="caption-vocabulary")
+        hint = loop.create_task(self._prepare(room, key), name="caption-vocabulary")
         self._hints.add(hint)
         hint.add_done_callback(self._hints.discard)
 
-    async def _send_vocabulary(self, room: int) -> None:
+    async def _prepare(self, room: int, key: StreamKey) -> None:
         """Tell the worker what this conversation's captions should expect to hear
-        (`junto.speech.vocabulary`: its people's names, title and tags)."""
+        (`junto.speech.vocabulary`: its people's names, title and tags), or turn its captions
+        off when the caption model does not know its language (an English-only model would
+        caption German as invented English)."""
         try:
             async with self.node.db() as db:
+                conv = await db.get(Conversation, room)
                 text = await conversation_vocabulary(db, room)
         except Exception:
             log.exception("looking up conversation %s's vocabulary failed", room)
+            return
+        why = captions_off_because(self.node.settings, conv.language if conv else "")
+        if why is not None:
+            if room not in self.off:
+                log.warning("live captions off in conversation %s: %s", room, why)
+            self.off[room] = why
+            if self.process is not None:
+                self.process.end_stream(key)  # drops the little audio sent before this
             return
         if self.process is not None:
             self.process.set_hotwords(room, text)
@@ -294,6 +314,8 @@ class LiveCaptioner:
                 done.set_result(None)
 
     def _speaker_of(self, message: Message) -> _Speaker | None:
+        if int(message["conversation_id"]) in self.off:
+            return None  # its language is not the model's: no caption rather than a wrong one
         return self._speakers.get((int(message["conversation_id"]), int(message["user_id"])))
 
     async def _final(self, message: Message) -> None:

@@ -247,3 +247,36 @@ def describe_choice(settings: Settings, machine: Machine) -> str:
             f"then set JUNTO_TRANSCRIPT_MODEL={better}."
         )
     return "\n".join(lines)
+
+
+# Names for the note below; a code not listed is shown as the code.
+_LANGUAGE_NAMES = {
+    "ar": "Arabic", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
+    "el": "Greek", "es": "Spanish", "fa": "Persian", "fi": "Finnish", "fr": "French",
+    "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian",
+    "ja": "Japanese", "ko": "Korean", "nl": "Dutch", "no": "Norwegian", "pl": "Polish",
+    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sv": "Swedish", "th": "Thai",
+    "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+}  # fmt: skip
+
+
+def language_code(tag: str) -> str | None:
+    """Whisper's code for a conversation's language tag ("en-GB" → "en"), if it looks like one."""
+    code = tag.split("-")[0].strip().lower()
+    return code if 2 <= len(code) <= 3 and code.isalpha() else None
+
+
+def unsupported_language(model: str, language_tag: str, setting: str) -> str | None:
+    """Why `model` cannot transcribe a conversation in `language_tag`, or None if it can.
+
+    An English-only (".en") model told to hear German writes English words that sound like the
+    German ones: worse than nothing, since people would read and search them as what was said."""
+    code = language_code(language_tag)
+    if code is None or code == "en" or not is_english_only(model):
+        return None
+    name = _LANGUAGE_NAMES.get(code, f"“{language_tag}”")
+    return (
+        f"The {'caption' if setting == 'JUNTO_CAPTION_MODEL' else 'transcript'} model knows "
+        f"English only; this conversation is in {name}: set {setting} to a multilingual model "
+        f"(such as {'tiny' if setting == 'JUNTO_CAPTION_MODEL' else 'small'})."
+    )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import processing
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue, wake
+from junto.speech.models import unsupported_language
 from junto.speech.offline import Word, transcribe_file
 from junto.speech.vocabulary import conversation_vocabulary
 from junto.storage.tables import (
@@ -80,6 +81,18 @@ async def transcribe_track(ctx: JobContext) -> None:
         hotwords = await conversation_vocabulary(db, conversation_id)
     if not has_audio:
         await ctx.progress(1.0, "no audio in this piece")
+        return
+    unknown = unsupported_language(
+        ctx.settings.transcript_model, language or "", "JUNTO_TRANSCRIPT_MODEL"
+    )
+    if unknown is not None:
+        # Forced to English, the model writes English words that sound like the speech:
+        # store none (the build then makes an empty transcript) and say why.
+        async with ctx.db() as db:
+            await save_track(db, recording_id, ctx.settings.transcript_model, [])
+            await _wake_build(db, conversation_id, ctx.job_id)
+            await db.commit()
+        await ctx.progress(1.0, unknown)
         return
     try:
         path = store.inside_data_dir(ctx.settings.data_dir, relative)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations
+from junto.speech.models import unsupported_language
 from junto.storage.tables import Conversation, ConversationState, Participant, Role, User
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
@@ -48,6 +49,13 @@ async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> Re
     summary = conversations.summary(conv, await conversations.tags_of(db, conv))
     role = await conversations.role_of(db, conv, viewer)
     limits = node.settings.limits
+    # Why live captions are off for this conversation: a language the caption model does not
+    # know (junto.speech.live turns them off too).
+    captions_note = (
+        unsupported_language(node.settings.caption_model, conv.language, "JUNTO_CAPTION_MODEL")
+        if node.settings.captions and node.media is not None
+        else None
+    )
     room_data: dict[str, Any] = {
         "slug": conv.slug,
         "ws_path": f"/ws/conversations/{conv.slug}",
@@ -62,7 +70,8 @@ async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> Re
         },
         "limits": {"chat": limits.chat_max_chars, "backchannel": limits.backchannel_max_chars},
         # Live captions (junto.speech.live) run only when the node has them on and has media.
-        "captions": node.settings.captions and node.media is not None,
+        "captions": node.settings.captions and node.media is not None and captions_note is None,
+        "captions_note": captions_note,
         "recording": node.settings.recording and node.media is not None,
     }
     return render(
