@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import av
 import httpx
 import pytest
-from caption_support import opus_packets, silence_packets, speak
+from caption_support import Inbox, opus_packets, silence_packets, speak
 from sqlalchemy import select
 
 from helpers import csrf_headers, in_process_node, signup
@@ -18,6 +20,9 @@ from junto.config import Settings
 from junto.conversations import get_by_slug
 from junto.media.base import Publication
 from junto.node import Node
+from junto.speech.caption_process import CaptionProcess
+from junto.speech.caption_worker import WorkerConfig
+from junto.speech.models import resolve_model
 from junto.storage.tables import Caption, Participant, Role, User
 
 # Without the conversation's names tiny.en hears "don't win" for Joaquin and "Nagni" for Dagny.
@@ -120,3 +125,34 @@ async def test_captions_stay_off_with_a_note_in_a_language_the_model_does_not_kn
         await node.captioner.drain()
     async with node.db() as db:
         assert (await db.scalars(select(Caption))).all() == []
+
+
+def test_a_restarted_worker_still_knows_each_conversations_names(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    inbox = Inbox()
+    process = CaptionProcess(
+        WorkerConfig(model=resolve_model("tiny.en", settings)), inbox, queue_max=100_000
+    )
+    process.start(spawn_now=True)
+    try:
+        inbox.wait_for(lambda m: m["type"] == "ready", timeout=60)
+        process.set_hotwords(20, "Priya, Joaquin, Dagny")
+        old_pid = process.pid
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        inbox.wait_for(lambda m: m["type"] == "exited", timeout=10)
+        # The new worker is told the hint again; conversation 21 never had one.
+        packets = opus_packets(speak(tmp_path, "names", *NAMES_LINE)) + silence_packets(1.0)
+        t0 = time.time()
+        for conversation in (20, 21):
+            for i, packet in enumerate(packets):
+                assert process.send_packet((conversation, 1), t0 + (i + 1) * 0.02, packet)
+            process.end_stream((conversation, 1))
+        process.drain("names")
+        inbox.wait_for(lambda m: m["type"] == "drained" and m["token"] == "names", timeout=90)
+        hinted = " ".join(inbox.shown(1, 20))
+        unhinted = " ".join(inbox.shown(1, 21))
+        assert "Joaquin" in hinted and "Dagny" in hinted, hinted
+        assert "Dagny" not in unhinted, unhinted  # the hint is per conversation
+    finally:
+        process.stop()
