@@ -29,5 +29,7 @@ def test_benchmark_times_the_transcript_by_priority_and_first_in_first_out() -> 
     for key in ("transcript_ready_s", "knowledge_ready_s", "all_done_s"):
         assert result[key] > 0 and result[f"baseline_{key}"] > 0, (key, result)
     # Whatever the timings, the order is what the priorities say: the transcript's jobs first.
-    order = next(line for line in lines if line.strip().startswith("priorities, in the order"))
+    # The timeline under "priorities, in the order they finished", one job a line.
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("priorities, in"))
+    order = [line.split()[0] for line in lines[start + 1 :] if line.startswith("    ")]
     assert order.index("transcript.build") < order.index("composite.render"), order
