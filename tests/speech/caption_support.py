@@ -224,3 +224,41 @@ def interleave(*streams: Iterable[tuple[Any, bytes]]) -> list[tuple[Any, bytes, 
                 key, packet = items[i]
                 out.append((key, packet, i))
     return out
+
+
+# ---- a node's captioner fed as the SFU feeds it ---------------------------------------------
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 60.0) -> None:
+    """Poll the coroutine function `check` every 0.1 s until it is true, or fail at `timeout`."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+def camera_taps(media: Any, room: int, user_id: int) -> list[Callable[[str, Any], None]]:
+    """The taps on `user_id`'s camera in the embedded SFU's `room` (empty until one is added)."""
+    found = media.rooms.get(room)
+    return list(found.taps.get((user_id, "camera"), ())) if found is not None else []
+
+
+async def feed_camera(
+    media: Any, room: int, user_id: int, packets: Iterable[bytes], *, with_video: bool = False
+) -> None:
+    """Wait for the captioner's tap on `user_id`'s camera, then hand it every Opus packet, as the
+    SFU's forwarding path does (a small video packet before each, if `with_video`)."""
+
+    async def tapped() -> bool:
+        return bool(camera_taps(media, room, user_id))
+
+    await wait_for(tapped, 10)
+    taps = camera_taps(media, room, user_id)
+    for packet in packets:
+        for tap in taps:
+            if with_video:
+                tap("video", av.Packet(b"\x00" * 10))  # video is not captioned
+            tap("audio", av.Packet(packet))

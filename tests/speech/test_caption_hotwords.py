@@ -9,10 +9,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import av
 import httpx
 import pytest
-from caption_support import Inbox, opus_packets, silence_packets, speak
+from caption_support import Inbox, feed_camera, opus_packets, silence_packets, speak, wait_for
 from sqlalchemy import select
 
 from helpers import csrf_headers, in_process_node, signup
@@ -33,14 +32,6 @@ NAMES_LINE = ("en-us", "Priya, can you check with Joaquin whether Dagny approved
 async def node_and_client(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
     async with in_process_node(settings.with_overrides(recording=False, captions=True)) as running:
         yield running
-
-
-async def poll(check: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_a_caption_spells_the_names_of_the_conversations_people(
@@ -66,15 +57,7 @@ async def test_a_caption_spells_the_names_of_the_conversations_people(
 
     node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
 
-    async def tapped() -> bool:
-        room = node.media.rooms.get(conv.id)  # type: ignore[attr-defined]
-        return room is not None and bool(room.taps.get((me["id"], "camera")))
-
-    await poll(tapped, 10)
-    taps = node.media.rooms[conv.id].taps[(me["id"], "camera")]  # type: ignore[attr-defined]
-    for packet in packets:
-        for tap in taps:
-            tap("audio", av.Packet(packet))
+    await feed_camera(node.media, conv.id, me["id"], packets)
     node.on_air.publications_changed(conv.id, [])
     async with asyncio.timeout(90):
         await node.captioner.drain()
@@ -115,11 +98,8 @@ async def test_captions_stay_off_with_a_note_in_a_language_the_model_does_not_kn
     async def turned_off() -> bool:
         return conv.id in node.captioner.off  # type: ignore[union-attr]
 
-    await poll(turned_off, 10)
-    taps = node.media.rooms[conv.id].taps[(me["id"], "camera")]  # type: ignore[attr-defined]
-    for packet in packets:
-        for tap in taps:
-            tap("audio", av.Packet(packet))
+    await wait_for(turned_off, 10)
+    await feed_camera(node.media, conv.id, me["id"], packets)
     node.on_air.publications_changed(conv.id, [])
     async with asyncio.timeout(90):
         await node.captioner.drain()

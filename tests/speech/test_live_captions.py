@@ -11,11 +11,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import pytest
 import uvicorn
-from caption_support import ANA, MONOLOGUE, opus_packets, silence_packets, speak
+from caption_support import (
+    ANA,
+    MONOLOGUE,
+    feed_camera,
+    opus_packets,
+    silence_packets,
+    speak,
+    wait_for,
+)
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -37,14 +44,6 @@ async def node_and_client(settings: Settings) -> AsyncIterator[tuple[Node, httpx
         yield running
 
 
-async def wait_for(check: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
 async def test_a_speakers_words_become_stored_captions_events_and_webvtt(
     node_and_client: tuple[Node, httpx.AsyncClient], tmp_path: Path
 ) -> None:
@@ -63,16 +62,7 @@ async def test_a_speakers_words_become_stored_captions_events_and_webvtt(
     # Ana publishes her camera in the live conversation: on air, so the captioner taps it.
     node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
 
-    async def tapped() -> bool:
-        room = node.media.rooms.get(conv.id)  # type: ignore[attr-defined]
-        return room is not None and bool(room.taps.get((me["id"], "camera")))
-
-    await wait_for(tapped, 10)
-    taps = node.media.rooms[conv.id].taps[(me["id"], "camera")]  # type: ignore[attr-defined]
-    for packet in packets:
-        for tap in taps:
-            tap("video", av.Packet(b"\x00" * 10))  # video is not captioned
-            tap("audio", av.Packet(packet))
+    await feed_camera(node.media, conv.id, me["id"], packets, with_video=True)
     # She stops: the worker finishes her last utterance.
     node.on_air.publications_changed(conv.id, [])
 
@@ -204,15 +194,7 @@ async def test_a_revision_replaces_the_pieces_for_listeners_late_joiners_and_the
         try:
             node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
 
-            async def tapped() -> bool:
-                room = node.media.rooms.get(conv.id)  # type: ignore[attr-defined]
-                return room is not None and bool(room.taps.get((me["id"], "camera")))
-
-            await wait_for(tapped, 10)
-            taps = node.media.rooms[conv.id].taps[(me["id"], "camera")]  # type: ignore[attr-defined]
-            for packet in packets:
-                for tap in taps:
-                    tap("audio", av.Packet(packet))
+            await feed_camera(node.media, conv.id, me["id"], packets)
             node.on_air.publications_changed(conv.id, [])
             async with asyncio.timeout(90):
                 await node.captioner.drain()
@@ -269,13 +251,10 @@ async def test_the_last_words_before_the_node_stops_are_still_captioned(
         node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
 
         async def ready() -> bool:
-            room = node.media.rooms.get(conv.id)  # type: ignore[attr-defined]
-            return process.ready and room is not None and bool(room.taps.get((me["id"], "camera")))
+            return process.ready
 
         await wait_for(ready, 60)
-        for packet in packets:
-            for tap in node.media.rooms[conv.id].taps[(me["id"], "camera")]:  # type: ignore[attr-defined]
-                tap("audio", av.Packet(packet))
+        await feed_camera(node.media, conv.id, me["id"], packets)
         # The node stops right after her last word.
 
     async with in_process_node(settings.with_overrides(recording=False, captions=False)) as (
