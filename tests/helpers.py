@@ -6,11 +6,15 @@ first response, and every unsafe request must send the same value in `X-CSRF-Tok
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from junto.app import build_app
@@ -20,6 +24,36 @@ from junto.node import Node
 CSRF_COOKIE = "junto_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 DEFAULT_PASSWORD = "correct horse battery"
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+# ---- tools a test needs ----------------------------------------------------------------------
+
+
+def _missing(what: str) -> NoReturn:
+    """A missing tool skips the test on a developer's machine but fails it under CI=true, so a
+    CI image without the tool can never pass the tests that need it silently."""
+    if IN_CI:
+        pytest.fail(f"{what} (required under CI)", pytrace=False)
+    pytest.skip(what)
+
+
+def need_tool(name: str, install: str = "") -> str:
+    """The path of the program `name` (a command on PATH or an absolute path): skips locally,
+    fails under CI, when it is not installed. `install` says where it comes from."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"{name} is not installed" + (f" ({install})" if install else ""))
+    return path
+
+
+def need_file(path: Path, install: str) -> Path:
+    """A file a tool installs (e.g. a JavaScript library from `npm ci`): skips locally, fails
+    under CI, when it is absent."""
+    if not path.exists():
+        _missing(f"{path} is missing ({install})")
+    return path
 
 
 async def csrf_headers(client: httpx.AsyncClient) -> dict[str, str]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import IN_CI, free_port
+from conftest import free_port
+from helpers import need_tool
 
 
 class PrivateRedis:
@@ -67,10 +65,7 @@ class PrivateRedis:
 
 
 def start_private_redis(folder: Path) -> PrivateRedis:
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("redis-server is required under CI", pytrace=False)
-        pytest.skip("redis-server is not installed")
+    need_tool("redis-server", "Debian package redis-server")
     server = PrivateRedis(folder)
     server.start()
     return server

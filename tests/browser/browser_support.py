@@ -37,7 +37,8 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from conftest import IN_CI, LiveNode, make_live_node
+from conftest import LiveNode, make_live_node
+from helpers import need_tool
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,8 +59,7 @@ SCREENSHOTS = os.environ.get("JUNTO_SCREENSHOTS", "")
 @pytest.fixture(scope="session")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     """A `junto serve` process shared by the browser tests (SQLite, in-memory pub/sub)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+    need_tool(CHROMIUM, "Debian package chromium")
     live = make_live_node(tmp_path_factory.mktemp("browser-node"))
     live.start()
     yield live
@@ -111,10 +111,7 @@ CHROMIUM_PROCESS = SharedChromium()
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """The session's headless Chromium; each test opens its own contexts in it."""
-    if not Path(CHROMIUM).exists():
-        if IN_CI:  # a missing browser must fail CI, never pass it silently
-            pytest.fail(f"{CHROMIUM} is not installed", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is not installed")
+    need_tool(CHROMIUM, "Debian package chromium")
     chromium = await CHROMIUM_PROCESS.acquire()
     try:
         yield chromium

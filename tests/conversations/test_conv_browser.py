@@ -17,7 +17,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, expect
 from websockets.asyncio.client import connect
 
 from conftest import LiveNode
-from helpers import csrf_headers, signup
+from helpers import csrf_headers, need_file, signup
 
 # pytest puts only a test module's own folder on sys.path; the shared browser helpers live in
 # tests/browser and must be imported under their usual name, so that one Chromium serves all.
@@ -169,8 +169,7 @@ async def serious_violations(page: Page) -> list[str]:
 
 
 async def test_pages_are_accessible_on_a_phone(live_node: LiveNode, chromium: Browser) -> None:
-    if not AXE_JS.exists():
-        pytest.skip("axe-core is not installed (npm ci)")
+    need_file(AXE_JS, "axe-core: run npm ci")
     context = await chromium.new_context(
         base_url=live_node.url, viewport={"width": 375, "height": 740}, is_mobile=True
     )

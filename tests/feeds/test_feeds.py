@@ -7,11 +7,10 @@ import subprocess
 from pathlib import Path
 
 import feedparser  # type: ignore[import-untyped]
-import pytest
 from sqlalchemy import update
 from transcripts_support import Person, World, speak, world_fixture  # noqa: F401 - fixture
 
-from conftest import IN_CI
+from helpers import need_tool
 from junto.storage.tables import (
     Conversation,
     ConversationMedia,
@@ -28,10 +27,7 @@ def _ffmpeg() -> str:
 
 
 def _ffprobe_seconds(data: bytes, tmp: Path) -> float:
-    if shutil.which("ffprobe") is None:
-        if IN_CI:
-            pytest.fail("ffprobe is not installed (Debian package ffmpeg)", pytrace=False)
-        pytest.skip("ffprobe is not installed")
+    need_tool("ffprobe", "Debian package ffmpeg")
     path = tmp / "enclosure.m4a"
     path.write_bytes(data)
     out = subprocess.run(

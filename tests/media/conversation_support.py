@@ -14,15 +14,12 @@ relative to the start of the file.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from conftest import IN_CI
+from helpers import need_tool
 
 RATE = 48_000
 LEAD = 2.5  # s of silence before the first line
@@ -130,10 +127,7 @@ def _silence(path: Path, seconds: float) -> Path:
 def ffprobe_seconds(path: Path) -> float:
     """A media file's duration as ffprobe (Debian's ffmpeg package) reads it: an independent
     check that what the node wrote plays."""
-    if shutil.which("ffprobe") is None:
-        if IN_CI:
-            pytest.fail("ffprobe is not installed (Debian package ffmpeg)", pytrace=False)
-        pytest.skip("ffprobe is not installed")
+    need_tool("ffprobe", "Debian package ffmpeg")
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
         check=True,

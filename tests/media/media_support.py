@@ -42,11 +42,13 @@ from playwright.async_api import (
 )
 from speech_support import SCRIPTS, Speech, make_speech
 
-from conftest import IN_CI, LiveNode, make_live_node
+from conftest import LiveNode, make_live_node
 
 # The shared browser helpers (JSON API from inside a page, screenshots) live in tests/browser.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
 from browser_support import api, screenshot
+
+from helpers import need_tool
 
 __all__ = ["api"]  # re-exported for the test modules
 
@@ -117,10 +119,7 @@ def start_media_node(folder: Path, **env: str) -> LiveNode:
 
 
 def require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        if IN_CI:  # a missing browser must fail CI, never pass it silently
-            pytest.fail(f"{CHROMIUM} is not installed", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is not installed")
+    need_tool(CHROMIUM, "Debian package chromium")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

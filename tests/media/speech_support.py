@@ -17,11 +17,12 @@ from __future__ import annotations
 import array
 import itertools
 import math
-import shutil
 import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+
+from helpers import need_tool
 
 HOP_MS = 20
 RATE = 48_000
@@ -105,8 +106,7 @@ SCRIPTS: dict[str, Script] = {
 def make_speech(folder: Path, script: Script) -> Speech:
     """Speak `script` into `folder/speech.wav` (48 kHz, 16-bit, mono) and measure its envelope."""
     for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed (the media tests need espeak-ng and sox)")
+        need_tool(tool, f"Debian package {tool}")
     folder.mkdir(parents=True, exist_ok=True)
     parts: list[Path] = [_silence(folder / "lead.wav", 0.4)]
     for i, (text, pause) in enumerate(script.lines):

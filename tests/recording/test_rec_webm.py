@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from dataclasses import replace
@@ -24,6 +23,7 @@ from recording_support import (
     probe,
 )
 
+from helpers import need_tool
 from junto.media.vp8 import vp8_dimensions
 from junto.recording.journal import JournalError, JournalMeta, JournalWriter
 from junto.recording.webm import NothingRecorded, journal_to_webm, opus_samples
@@ -50,11 +50,9 @@ def stream_starts(path: Path) -> dict[str, float]:
     return starts
 
 
-def ffprobe_duration(path: Path) -> float | None:
-    """The duration ffprobe reports, when ffprobe is installed."""
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        return None
+def ffprobe_duration(path: Path) -> float:
+    """The duration ffprobe (an independent reader) reports."""
+    ffprobe = need_tool("ffprobe", "Debian package ffmpeg")
     out = subprocess.run(
         [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
         capture_output=True, text=True, check=True, timeout=30,
@@ -71,9 +69,7 @@ def check_playable(path: Path, seconds: float, *, video: bool = True, audio: boo
         assert got.audio_seconds > seconds - 0.25, got
         assert 0.15 < got.audio_peak < 0.35, "the 440 Hz tone at a quarter of full scale"
     assert ffmpeg_decodes(path) == ""
-    reported = ffprobe_duration(path)
-    if reported is not None:
-        assert abs(reported - seconds) < 0.2
+    assert abs(ffprobe_duration(path) - seconds) < 0.2
 
 
 def test_vp8_and_opus_become_a_webm_that_decodes(tmp_path: Path) -> None:

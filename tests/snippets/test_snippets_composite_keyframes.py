@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from compositing_support import Speech, seed
 from sqlalchemy import select
 
+from helpers import need_tool
 from junto.config import Settings
 from junto.jobs import queue
 from junto.jobs.worker import run_worker
@@ -23,8 +23,7 @@ from junto.storage.tables import ConversationMedia
 
 
 async def test_the_composite_has_a_keyframe_every_second(tmp_path: Path) -> None:
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe is not installed")
+    need_tool("ffprobe", "Debian package ffmpeg")
     settings = Settings(data_dir=tmp_path / "data", secret_key="test", workers=0)
     settings.data_dir.mkdir(parents=True)
     await asyncio.to_thread(upgrade, settings.effective_database_url)

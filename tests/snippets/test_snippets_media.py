@@ -23,6 +23,7 @@ from conversation_support import ffprobe_seconds
 from snippets_support import attach_media, consent, ffmpeg, make_media
 from transcripts_support import World, join_with_silence, speak, wav_seconds, world_fixture  # noqa: F401
 
+from helpers import need_tool
 from junto.speech.offline import transcribe_file
 from speech_scoring import normalize, wer
 
@@ -52,8 +53,7 @@ def served_fixture(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 async def test_the_clip_says_the_chosen_words_and_plays_from_its_start(
     world: World, tmp_path: Path, served: tuple[str, Path]
 ) -> None:
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe is not installed")
+    need_tool("ffprobe", "Debian package ffmpeg")
     parts = [
         speak(tmp_path / f"s{i}.wav", text, wpm=140) for i, text in enumerate((FIRST, MIDDLE, LAST))
     ]

@@ -8,7 +8,6 @@ tap hands the live captioner. Scoring uses the lead's `speech_scoring.wer` (norm
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -19,6 +18,8 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
+
+from helpers import need_tool
 
 RATE = 48_000
 PACKET_SAMPLES = 960  # 20 ms at 48 kHz: what browsers send
@@ -65,10 +66,7 @@ def script(text: str) -> str:
 
 def need_tools() -> None:
     for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(
-                f"{tool} is not installed (the caption tests need espeak-ng and sox)"
-            )
+        need_tool(tool, f"Debian package {tool}")
 
 
 def speak(folder: Path, name: str, voice: str, text: str, lead_s: float = 0.5) -> Path:

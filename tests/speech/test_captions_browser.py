@@ -31,6 +31,7 @@ from browser_support import (  # noqa: F401 - fixtures
 from playwright.async_api import Browser, Page, expect
 
 from conftest import LiveNode, make_live_node
+from helpers import need_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -41,8 +42,7 @@ TIMEOUT = 10_000
 def captions_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     """A node with live captions on (the shared browser node has them off). The caption worker
     starts only when someone goes on air, which nobody does here."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+    need_tool(CHROMIUM, "Debian package chromium")
     live = make_live_node(tmp_path_factory.mktemp("captions-node"), JUNTO_CAPTIONS="1")
     live.start()
     yield live

@@ -22,7 +22,7 @@ from asgi_lifespan import LifespanManager  # type: ignore[import-not-found]
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from helpers import csrf_headers, signup
+from helpers import csrf_headers, need_tool, signup
 from junto.app import build_app
 from junto.config import Settings
 from junto.jobs.worker import run_worker
@@ -192,8 +192,7 @@ SCRIPT = (
 
 def need_tools() -> None:
     for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+        need_tool(tool, f"Debian package {tool}")
 
 
 def speak(path: Path, text: str, voice: str = "en-us", wpm: int = 160) -> Path:
