@@ -6,12 +6,15 @@ first response, and every unsafe request must send the same value in `X-CSRF-Tok
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import httpx
 import pytest
@@ -26,6 +29,57 @@ CSRF_HEADER = "X-CSRF-Token"
 DEFAULT_PASSWORD = "correct horse battery"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+T = TypeVar("T")
+
+
+# ---- waiting for something ------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """What `eventually` reads the time from and sleeps on (a test of a timeout can pass a
+    clock that advances without waiting)."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def eventually(
+    check: Callable[[], T | Awaitable[T]],
+    timeout: float = 10.0,
+    *,
+    what: str = "",
+    every: float = 0.05,
+    clock: Clock | None = None,
+) -> T:
+    """Call `check` (plain or async) until it returns something true, and return that.
+
+    A check may also assert: an AssertionError means "not yet", and the last one is raised at
+    the deadline, so a test fails with the assertion that never held rather than a bare
+    timeout. The point is to wait exactly as long as the node needs, never a fixed sleep."""
+    clock = clock or MonotonicClock()
+    deadline = clock.now() + timeout
+    while True:
+        try:
+            result = check()
+            value: T = await result if inspect.isawaitable(result) else result
+            if value:
+                return value
+            failure = AssertionError(f"not true: {value!r}")
+        except AssertionError as exc:
+            failure = exc
+        if clock.now() >= deadline:
+            label = f" waiting for {what}" if what else ""
+            raise AssertionError(f"timed out after {timeout:g} s{label}: {failure}") from failure
+        await clock.sleep(every)
 
 
 # ---- tools a test needs ----------------------------------------------------------------------
