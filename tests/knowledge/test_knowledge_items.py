@@ -143,8 +143,9 @@ def test_the_labelled_set_is_large_varied_and_keeps_a_held_out_part() -> None:
     total = sum(len(m.sentences) for m in meetings)
     held = sum(len(m.sentences) for m in meetings if m.split == "heldout")
     # The held-out part stays the same 264 sentences as training meetings are added: its
-    # size, not its share, is what makes its figures worth reading.
-    assert total >= 400 and held >= 250 and held / total >= 0.2
+    # size, not its share, is what makes its figures worth reading (the share fell from 24 %
+    # to 17 % with the third round of training meetings).
+    assert total >= 400 and held >= 250 and held / total >= 0.15
     assert len({m.style for m in meetings}) >= 10
     rows = dataset.rows("heldout")
     assert len(rows) == held and {"prev_text", "next_speaker", "owner"} <= set(rows[0])
