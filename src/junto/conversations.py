@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from junto import processing
 from junto.conversation_fields import ConversationCreate, ConversationPatch
-from junto.realtime import log as room_log
+from junto.events import log as room_log
 from junto.storage.tables import (
     Conversation,
     ConversationState,
@@ -36,7 +36,7 @@ from junto.storage.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from junto.node import Node
-    from junto.realtime.log import StoredEvent
+    from junto.events.log import StoredEvent
 
 log = logging.getLogger("junto.conversations")
 

@@ -4,9 +4,12 @@ summary, questions Whisper ended with a full stop; and bad input that must not c
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from junto.knowledge import dataset, evaluate, items, train
 from junto.knowledge.embeddings import get_embedder
@@ -221,3 +224,35 @@ def test_a_choice_taken_in_passing_and_a_question_without_its_form_are_found() -
     assert "I wonder whether we need to book a table for that many people." in [
         q.text for q in k.questions
     ]
+
+
+@pytest.mark.parametrize("weights", ["missing", "garbage"])
+def test_without_readable_weights_the_cue_phrases_still_find_items(
+    weights: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node whose weights file was lost or damaged still publishes knowledge: the cue
+    phrases find what they can, and the log says why the classifier was not used."""
+    path = tmp_path / items.MODEL_FILE
+    if weights == "garbage":
+        path.write_bytes(b"PK\x03\x04 not really a zip archive")
+    # An absolute file name replaces the package's data folder in load_model's path.
+    monkeypatch.setattr(items, "MODEL_FILE", str(path))
+    items.load_model.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="junto.knowledge"):
+            k = said(
+                [
+                    (MAYA, "which venue did we book for the offsite?"),
+                    (TOM, "we decided to go with the lake house."),
+                    (PRIYA, "I'll send everyone the address tonight."),
+                ]
+            )
+    finally:
+        items.load_model.cache_clear()
+    assert [q.text for q in k.questions] == ["which venue did we book for the offsite?"]
+    assert [d.text for d in k.decisions] == ["we decided to go with the lake house."]
+    assert [(a.text, a.owner_id) for a in k.action_items] == [
+        ("I'll send everyone the address tonight.", PRIYA)
+    ]
+    assert "cue phrases" in k.model
+    assert any("cue phrases" in r.getMessage() for r in caplog.records)

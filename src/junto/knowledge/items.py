@@ -12,7 +12,9 @@ data/items_model.npz. Owners come from junto.knowledge.owners.
 from __future__ import annotations
 
 import functools
+import logging
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +23,8 @@ import numpy as np
 
 from junto.knowledge import cues, owners
 from junto.knowledge.sentences import Sentence, word_count
+
+log = logging.getLogger("junto.knowledge")
 
 KINDS = ("question", "decision", "action")
 MODEL_FILE = "items_model.npz"
@@ -145,7 +149,8 @@ def load_model() -> Model:
             return Model(
                 data["mean"], data["scale"], data["weights"], data["bias"], data["thresholds"]
             )
-    except (OSError, KeyError) as e:
+    # A truncated or overwritten file fails in numpy's or zipfile's own ways, not as OSError.
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ModelUnavailable(f"{MODEL_FILE} cannot be read: {e}") from e
 
 
@@ -254,7 +259,8 @@ class Found:
     questions: list[int]
     decisions: list[int]
     actions: list[tuple[int, int | None]]
-    probabilities: np.ndarray  # (n, len(KINDS))
+    probabilities: np.ndarray  # (n, len(KINDS)); zeros when the cue phrases found them
+    by: str = "classifier"  # or "cues" when the classifier's weights could not be read
 
 
 def detect(
@@ -263,7 +269,14 @@ def detect(
     people: Mapping[int, str],
     model: Model | None = None,
 ) -> Found:
-    model = model or load_model()
+    if model is None:
+        try:
+            model = load_model()
+        except ModelUnavailable as e:
+            # Knowledge from a damaged install is still worth publishing: the cue phrases
+            # find the plainly said items (bench/knowledge.py measures how many fewer).
+            log.warning("%s; questions, decisions and action items from the cue phrases", e)
+            return by_cues(sentences, people)
     if not sentences:
         return Found([], [], [], np.zeros((0, len(KINDS))))
     p = model.probabilities(features(sentences, vectors, people))
@@ -293,4 +306,20 @@ def detect(
             if hit[i, 2]
         ],
         probabilities=p,
+    )
+
+
+def by_cues(sentences: Sequence[Sentence], people: Mapping[int, str]) -> Found:
+    """What the cue phrases (junto.knowledge.cues) find, one sentence at a time: the fallback
+    when the classifier's weights are missing or unreadable."""
+    actions: list[tuple[int, int | None]] = []
+    for i, s in enumerate(sentences):
+        if (item := cues.action_item(s, people)) is not None:
+            actions.append((i, item.owner_id))
+    return Found(
+        questions=[i for i, s in enumerate(sentences) if cues.is_question(s.text)],
+        decisions=[i for i, s in enumerate(sentences) if cues.is_decision(s.text)],
+        actions=actions,
+        probabilities=np.zeros((len(sentences), len(KINDS))),
+        by="cues",
     )

@@ -30,6 +30,8 @@ from junto.knowledge.model import ActionItem, Chapter, Knowledge, Moment, Topic
 from junto.knowledge.sentences import Sentence, word_count
 
 MODEL = "all-MiniLM-L6-v2 (int8) + YAKE + item classifier"
+# What a reader of the knowledge is told when the classifier's weights could not be read.
+MODEL_CUES = "all-MiniLM-L6-v2 (int8) + YAKE + cue phrases (item classifier unavailable)"
 MMR_LAMBDA = 0.7  # relevance against novelty when picking summary sentences and topics
 CHAPTER_MIN_MS = 45_000
 CHAPTER_MIN_SENTENCES = 3
@@ -60,7 +62,7 @@ def extract(
     chapters, phrases = _chapters(sentences, vectors, embedder)
     return Knowledge(
         backend="offline",
-        model=MODEL,
+        model=MODEL if found.by == "classifier" else MODEL_CUES,
         computed_at=now,
         summary=[_moment(sentences[i]) for i in sorted(summary_idx)],
         chapters=chapters,
