@@ -51,8 +51,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # speech_scoring: the tests' WER normal
 
 from junto.app import build_app  # noqa: E402
 from junto.config import Settings  # noqa: E402
+from junto.events.log import StoredEvent  # noqa: E402
 from junto.media.base import Publication  # noqa: E402
-from junto.realtime.log import StoredEvent  # noqa: E402
 from junto.speech.caption_worker import WorkerConfig  # noqa: E402
 from junto.speech.live import LiveCaptioner, percentile, worker_config  # noqa: E402
 from junto.speech.models import load_model  # noqa: E402

@@ -35,8 +35,8 @@ from junto.storage.tables import (
 from junto.storage.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
-    from junto.node import Node
     from junto.events.log import StoredEvent
+    from junto.node import Node
 
 log = logging.getLogger("junto.conversations")
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conv_support import World, world_fixture  # noqa: F401 - fixture
 
-from junto.realtime.log import events_after
+from junto.events.log import events_after
 from junto.storage.tables import Conversation
 
 

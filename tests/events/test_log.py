@@ -1,4 +1,4 @@
-"""The durable room stream (junto.realtime.log) on SQLite and PostgreSQL."""
+"""The durable room stream (junto.events.log) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from room_support import Room, open_room
 
 from junto.config import Settings
-from junto.realtime import log as eventlog
+from junto.events import log as eventlog
 
 
 @pytest.fixture

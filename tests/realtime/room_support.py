@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import accounts, conversations
 from junto.app import build_app
 from junto.config import Settings
+from junto.events.log import StoredEvent
 from junto.node import Node
 from junto.realtime.actions import dispatch
-from junto.realtime.log import StoredEvent
 from junto.storage.tables import (
     BackchannelPost,
     ChatMessage,

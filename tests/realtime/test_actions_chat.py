@@ -10,8 +10,8 @@ import pytest
 from room_support import Room, open_room, room_fixture  # noqa: F401 - the `room` fixture
 
 from junto.config import Settings
+from junto.events.log import StoredEvent
 from junto.realtime.actions import ActionError, snapshot
-from junto.realtime.log import StoredEvent
 from junto.storage.tables import ConversationState, Role
 
 SCRIPT = '<script>alert("pwned")</script><img src=x onerror="alert(1)">'

@@ -20,8 +20,8 @@ from conftest import LiveNode, free_port
 from helpers import csrf_headers, signup
 from junto.app import build_app
 from junto.config import Settings
+from junto.events import log as room_log
 from junto.node import Node
-from junto.realtime import log as room_log
 from junto.storage.tables import Caption, Conversation, User
 
 TIMEOUT = 10.0

@@ -15,11 +15,11 @@ import pytest
 from room_support import Room, open_room
 
 from junto.config import Settings
+from junto.events import log as eventlog
+from junto.events.log import StoredEvent
 from junto.pubsub.base import SubscriptionOverflow
-from junto.realtime import log as eventlog
 from junto.realtime.connection import Connection
 from junto.realtime.hub import Hub
-from junto.realtime.log import StoredEvent
 from junto.realtime.presence import Present
 from junto.realtime.room import GAP_WAIT_SECONDS, room_channel, wire
 

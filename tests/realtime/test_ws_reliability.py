@@ -17,7 +17,7 @@ from sqlalchemy import select
 from ws_support import LiveRoom, in_room, live_room
 
 from conftest import LiveNode, make_live_node
-from junto.realtime import log as eventlog
+from junto.events import log as eventlog
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.tables import Conversation
 

@@ -31,9 +31,9 @@ from helpers import csrf_headers, in_process_node, signup
 from junto.app import build_app
 from junto.config import Settings
 from junto.conversations import get_by_slug
+from junto.events.log import events_after
 from junto.media.base import Publication
 from junto.node import Node
-from junto.realtime.log import events_after
 from junto.storage.tables import Caption
 from speech_scoring import normalize, wer
 

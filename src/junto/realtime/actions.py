@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import user_text
 from junto.accounts import person
 from junto.conversations import iso
-from junto.realtime import log as room_log
+from junto.events import delivery
+from junto.events import log as room_log
 from junto.realtime import protocol as p
 from junto.realtime.protocol import ActionError
 from junto.realtime.text import clean_text, find_hashtags
@@ -54,8 +55,8 @@ from junto.storage.tables import (
 from junto.storage.types import utcnow
 
 if TYPE_CHECKING:
+    from junto.events.log import StoredEvent
     from junto.node import Node
-    from junto.realtime.log import StoredEvent
 
 __all__ = ["ActionError", "dispatch", "snapshot", "viewer_info"]
 
@@ -97,7 +98,7 @@ async def dispatch(
             raise ActionError(
                 "busy", "the node is busy; try again in a moment", retry_after=BUSY_RETRY_AFTER_S
             ) from None
-    await _deliver(node, ctx.events)
+    await delivery.deliver(node.hub, ctx.events)
     return ctx.events[-1] if ctx.events else None
 
 
@@ -132,7 +133,7 @@ async def _open(node: Node, db: AsyncSession, conversation_id: int, actor: User)
 
     Holding the lock from the first read serialises actions within one conversation, so checks
     (slow mode, last host, reaction toggles) cannot race with another process's writes. The event
-    id allocation takes the same lock anyway (realtime/log.py), so this costs no concurrency.
+    id allocation takes the same lock anyway (events/log.py), so this costs no concurrency.
     SQLite's driver would open the transaction only at the first write, after our reads, so we
     open it ourselves with BEGIN IMMEDIATE (take the write lock now, waiting up to busy_timeout).
     """
@@ -157,20 +158,6 @@ async def _open(node: Node, db: AsyncSession, conversation_id: int, actor: User)
         db.add(me)
         await db.flush()
     return _Context(node=node, db=db, conv=conv, actor=actor, me=me, now=utcnow())
-
-
-async def _deliver(node: Node, events: list[StoredEvent]) -> None:
-    """Hand committed events to the hub. They are stored, so a failure here loses nothing:
-    clients catch up when they resume (docs/protocol.md, Resuming)."""
-    if node.hub is None:
-        return
-    for event in events:
-        try:
-            await node.hub.deliver(event)
-        except Exception:
-            log.exception(
-                "could not deliver event %s of conversation %s", event.id, event.conversation_id
-            )
 
 
 # ---- shared checks -----------------------------------------------------------------------------

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from junto.events.log import StoredEvent
 from junto.realtime.connection import CLOSE_GOING_AWAY, Connection
 from junto.realtime.lobby import Lobby
-from junto.realtime.log import StoredEvent
 from junto.realtime.presence import Present
 from junto.realtime.room import Room, room_channel, wire
 

@@ -5,7 +5,7 @@ briefly after the last one leaves, so a reconnecting client finds it warm). It s
 pub/sub channel `room:{id}` and hands every event to every local connection in id order without
 gaps. Events can arrive out of order: process A commits 5, process B commits 6, and B's publish
 arrives first. Later ids wait in `_pending`; a gap that is not filled within `GAP_WAIT_SECONDS`
-is read from the database (which is complete up to any id we have seen, see realtime/log.py).
+is read from the database (which is complete up to any id we have seen, see events/log.py).
 That read, the initial `last_seq` and a periodic tail check are the only database access here:
 the per-event path touches no database and serialises nothing per connection.
 """
@@ -24,9 +24,9 @@ from sqlalchemy import select
 
 from junto import conversations
 from junto.conversations import Reader
+from junto.events import log as eventlog
 from junto.pubsub import Subscription
 from junto.pubsub.base import SubscriptionOverflow
-from junto.realtime import log as eventlog
 from junto.realtime.connection import Connection, Item, Message, control, message
 from junto.realtime.presence import (
     COALESCE_SECONDS,

@@ -21,10 +21,10 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from junto import accounts, conversations, strict_json
+from junto.events import log as eventlog
 from junto.node import Node
 from junto.ratelimit import AddressConnections
 from junto.realtime import actions
-from junto.realtime import log as eventlog
 from junto.realtime import protocol as p
 from junto.realtime.connection import Connection, Message, control, error, message
 from junto.realtime.hub import Hub

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete
 
 from junto.accounts import person
+from junto.events import log as room_log
 from junto.media.base import Source
-from junto.realtime import log as room_log
 from junto.realtime.connection import control
 from junto.speech.caption_process import CaptionProcess, Message
 from junto.speech.caption_worker import StreamKey, WorkerConfig

@@ -106,7 +106,7 @@ class Conversation(Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    # The last event id handed out in this conversation's room stream (see realtime/log.py).
+    # The last event id handed out in this conversation's room stream (see events/log.py).
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0)
     stage_locked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from junto import conversations
+from junto.events import log as room_log
+from junto.events.log import StoredEvent
 from junto.realtime import actions
-from junto.realtime import log as room_log
-from junto.realtime.log import StoredEvent
 from junto.realtime.protocol import BODY_HARD_MAX, MAX_ROW_ID, REACTION_KINDS, ActionError
 from junto.realtime.text import normalise_tag
 from junto.realtime.views import backchannel_page, chat_page
