@@ -182,7 +182,6 @@ def _add_bad_body(responses: dict[str, Any]) -> None:
 
 
 def _install_routes(app: FastAPI) -> None:
-    from junto.realtime import ws
     from junto.web import (
         accounts_api,
         accounts_pages,
@@ -202,6 +201,7 @@ def _install_routes(app: FastAPI) -> None:
         snippets_api,
         transcript_api,
         transcript_pages,
+        ws,
     )
 
     security.install(app)

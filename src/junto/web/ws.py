@@ -1,4 +1,5 @@
-"""WebSocket endpoints: `/ws/conversations/{slug}` (room and presence) and `/ws/lobby`.
+"""WebSocket endpoints: `/ws/conversations/{slug}` (room and presence) and `/ws/lobby`, the
+realtime hub's doors on the web (junto.realtime holds what they connect to).
 
 A room connection goes: handshake checks (origin 4400, conversation 4404, visibility 4403) ->
 `hello` -> register with the room -> `welcome` -> replay or snapshot -> live. Registering
