@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from junto.knowledge import dataset, evaluate, items, train
+from junto.knowledge import dataset, evaluate, items, owners, train
 from junto.knowledge.embeddings import get_embedder
 from junto.knowledge.model import Knowledge
 from junto.knowledge.offline import extract
@@ -99,6 +99,23 @@ def test_a_request_that_whisper_ended_with_a_full_stop() -> None:
     # As a request, it is the person asked who does it: the previous speaker.
     if asked in [a.text for a in k.action_items]:
         assert owner_of(k, asked) == TOM
+
+
+def test_owners_of_a_request_after_a_thanks_and_of_a_bare_instruction() -> None:
+    """ "that's fine tom, priya would you ..." asks Priya, not Tom whose name came first;
+    "tell them ..." said right after someone spoke is theirs to do, not the speaker's."""
+    sentences = [
+        Sentence("I can't run the stall this year, my back is bad.", 0, 2000, TOM, 0),
+        Sentence(
+            "that's quite all right tom, priya would you mind doing the stall.", 2600, 4600, MAYA, 1
+        ),
+        Sentence("not at all.", 5200, 6000, PRIYA, 2),
+        Sentence("the client asked whether we still hand over in june.", 6600, 8600, PRIYA, 3),
+        Sentence("tell them june is still the plan but it's tight.", 9200, 11200, MAYA, 4),
+    ]
+    takes = {0: False, 1: True, 2: True, 3: False, 4: True}
+    assert owners.owner(sentences, 1, TEAM, takes) == PRIYA
+    assert owners.owner(sentences, 4, TEAM, takes) == PRIYA
 
 
 def test_saying_you_will_not_do_something_is_no_action_item() -> None:

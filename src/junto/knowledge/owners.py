@@ -8,8 +8,10 @@ sound, unless it is a common English word ("same" is not Sam).
 The owner of an action sentence, in this order:
 1. the speaker, when they commit in the first person ("I'll ...", "I can take care of ...")
    and ask nobody else ("can you ...");
-2. a participant named in it ("okay so maya you'll send the invoice" -> Maya);
-3. the addressee of "you" ("can you check the logs."): the previous speaker, else the next;
+2. a participant named in it ("okay so maya you'll send the invoice" -> Maya); of two, the
+   one the request is said to ("that's fine tom, priya would you ..." -> Priya);
+3. the addressee of "you" ("can you check the logs.") or of an instruction ("tell them
+   june is still the plan."): the previous speaker, else the next;
 4. for the team ("we should ...", "someone needs to ..."): whoever takes it in the next
    sentence ("I can do that"), else nobody;
 5. nobody, when someone who is no participant (or "she", "they") is the subject;
@@ -49,6 +51,15 @@ THIRD_PERSON = re.compile(
     r"^\W*(?:(?:okay|ok|so|and|but|um|uh|well|right|then)\W+)*"
     r"(?!(?:i|we|you|it|that|this|there|what|who|which|everyone|someone|somebody)\b)"
     r"[^\W\d_]+(?:'ll| will| is going to| is gonna|'s going to|'s gonna| can| could)\b",
+    re.I,
+)
+# An instruction with no subject ("tell them ...", "please book the room"): a task for the
+# person spoken to. Only verbs that are rarely a sentence's first word otherwise.
+IMPERATIVE = re.compile(
+    r"^\W*(?:(?:okay|ok|so|and|but|um|uh|well|right|then|just|now|also)\W+)*(?:please\s+)?"
+    r"(?:tell|send|ask|call|ring|check|book|email|text|write|bring|chase|give|update|remind|"
+    r"order|make sure|find out|look into|pick up|let (?:them|him|her|everyone|people|us) know)"
+    r"\b",
     re.I,
 )
 TITLES = frozenset(
@@ -96,18 +107,31 @@ def _close(word: str, part: str) -> bool:
     return len(key) >= 3 and key == _sound(part) and word[0] in "aeiouyhwj" + part[0]
 
 
-def mentioned(text: str, people: Mapping[int, str]) -> list[int]:
-    """Participants named in `text`, in the order they are named (a name that fits two
-    participants equally names neither)."""
+def mentions(text: str, people: Mapping[int, str]) -> list[tuple[int, int]]:
+    """(participant id, where in `fold(text)`) of each participant named in `text`, first
+    mention only, in order (a name that fits two participants equally names neither)."""
     parts = {pid: name_parts(name) for pid, name in people.items()}
-    found: list[int] = []
-    for raw in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", fold(text)):
-        word = raw.removesuffix("'s")
+    found: dict[int, int] = {}
+    for m in re.finditer(r"[^\W\d_]+(?:'[^\W\d_]+)?", fold(text)):
+        word = m.group().removesuffix("'s")
         exact = [pid for pid, ps in parts.items() if word in ps]
         hits = exact or [pid for pid, ps in parts.items() if any(_close(word, p) for p in ps)]
         if len(hits) == 1 and hits[0] not in found:
-            found.append(hits[0])
-    return found
+            found[hits[0]] = m.start()
+    return list(found.items())
+
+
+def mentioned(text: str, people: Mapping[int, str]) -> list[int]:
+    """Participants named in `text`, in the order they are named."""
+    return [pid for pid, _ in mentions(text, people)]
+
+
+def _asked(named: list[tuple[int, int]], text: str) -> int:
+    """Of the participants named, the one a request is said to: the last named before
+    "would you ..." ("thanks tom, priya would you ..."), else the first named."""
+    request = REQUEST.search(fold(text))
+    before = [pid for pid, at in named if request is not None and at < request.start()]
+    return before[-1] if before else named[0][0]
 
 
 def owner(
@@ -123,10 +147,10 @@ def owner(
     text = s.text
     if FIRST_PERSON.search(text) and not REQUEST.search(text):
         return s.speaker_id
-    named = [pid for pid in mentioned(text, people) if pid != s.speaker_id]
+    named = [(pid, at) for pid, at in mentions(text, people) if pid != s.speaker_id]
     if named:
-        return named[0]
-    if SECOND_PERSON.search(text):
+        return _asked(named, text)
+    if SECOND_PERSON.search(text) or (IMPERATIVE.match(text) and not FIRST_PERSON.search(text)):
         return _addressee(sentences, i)
     if THIRD_PERSON.match(text):
         return None  # "Zed will bring the maps": someone who is not here, or "she will ..."
