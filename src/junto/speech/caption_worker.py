@@ -8,9 +8,12 @@ process: the node only copies packets into a pipe.
 Per stream (one speaker in one conversation) the worker decodes Opus (PyAV), resamples to
 16 kHz mono, keeps a timeline anchored to the packets' arrival wall clock, and cuts utterances
 with the streaming VAD (`junto.speech.vad`). Finished utterances of every stream wait in one
-queue, in order of arrival, for a single transcriber thread (faster-whisper, greedy by
-default); while it is idle it may transcribe the utterance still being spoken and send a
-partial caption.
+queue, in order of arrival, for the finals thread (faster-whisper, greedy by default), which
+does nothing else: a final caption never waits behind other work. A second thread with a model
+of its own, at a lower OS priority (`background_nice`), does everything that can wait: it
+transcribes the utterance still being spoken for a partial caption, and revises (below). When
+both want the CPU, the final wins; measured with four speakers in the pipeline benchmark, a
+final that queued behind a partial of a long turn arrived 2-4 s late.
 
 Revisions: an utterance ends at a pause of `min_silence_ms` or at the length limit, so a
 sentence with a comma-length pause in it, or a monologue, comes out as several captions, the
@@ -36,6 +39,7 @@ one lists the `seq`s it `replaces`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -90,6 +94,10 @@ class WorkerConfig:
     join_max_s: float = 27.0
     # Pieces with less speech than this are taken for parts of a sentence, whatever their marks.
     fragment_s: float = 2.5
+    # The background thread (partials, revisions): its model's threads, and how far below the
+    # finals it runs (Linux keeps a nice value per thread; its model's threads inherit it).
+    background_threads: int = 1
+    background_nice: int = 10
     vad: VadConfig = field(default_factory=VadConfig)
 
     def to_json(self) -> bytes:
@@ -239,22 +247,34 @@ class _Group:
     def last(self) -> _Piece:
         return self.pieces[-1]
 
-    def audio(self) -> Audio:
-        """The pieces' audio on one timeline: a pause between them comes back as silence."""
-        parts: list[Audio] = []
-        at = self.start
-        for piece in self.pieces:
-            u = piece.job.utterance
-            if u.start > at:
-                parts.append(np.zeros(u.start - at, dtype=np.float32))
-            parts.append(u.audio)
-            at = u.end
-        return np.concatenate(parts)
 
-    def voiced(self) -> float:
-        sizes = [len(p.job.utterance.audio) for p in self.pieces]
-        scores = [p.job.utterance.voiced for p in self.pieces]
-        return float(np.average(scores, weights=sizes)) if sum(sizes) else 0.0
+def joined_audio(pieces: list[_Piece]) -> Audio:
+    """The pieces' audio on one timeline: a pause between them comes back as silence."""
+    parts: list[Audio] = []
+    at = pieces[0].job.utterance.start
+    for piece in pieces:
+        u = piece.job.utterance
+        if u.start > at:
+            parts.append(np.zeros(u.start - at, dtype=np.float32))
+        parts.append(u.audio)
+        at = u.end
+    return np.concatenate(parts)
+
+
+def joined_voiced(pieces: list[_Piece]) -> float:
+    sizes = [len(p.job.utterance.audio) for p in pieces]
+    scores = [p.job.utterance.voiced for p in pieces]
+    return float(np.average(scores, weights=sizes)) if sum(sizes) else 0.0
+
+
+def lower_this_thread(by: int) -> None:
+    """Raise the calling thread's nice value by `by` (Linux: per thread, inherited by the
+    threads it creates afterwards, such as a model's compute threads); no-op elsewhere."""
+    if by <= 0:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
 
 
 _SENTENCE_END = (".", "?", "!", "…")
@@ -287,26 +307,40 @@ class _Counters:
 class CaptionWorker:
     """Everything the process does, apart from the pipes (so tests can read it plainly)."""
 
-    def __init__(self, config: WorkerConfig, emit: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        emit: Callable[[dict[str, Any]], None],
+        recognizer: Callable[..., Recognizer] = Recognizer,
+    ) -> None:
         self.config = config
         self.emit = emit
+        self._make_recognizer = recognizer  # called once per thread (tests give a slow one)
         self.counters = _Counters()
         self._streams: dict[StreamKey, _Stream] = {}
         self._lock = threading.Lock()  # streams are fed by the reader, peeked by the transcriber
         self._jobs: queue.Queue[_Job | str | None] = queue.Queue()
-        self._recognise: Recognizer | None = None
+        self._recognise: Recognizer | None = None  # the finals thread's model
         self._hotwords: dict[int, str] = {}  # conversation id -> its vocabulary
         self._generations = 0
-        self._seq = 0
-        # The transcriber thread's own: each stream's latest group, and the groups due a revision.
+        self._seqs = itertools.count(1)  # next() is atomic: both threads number captions
+        # Each stream's latest group and the groups due a revision: the finals thread adds to
+        # them, the background thread revises; `_revising` counts revisions under way.
+        self._groups_lock = threading.Condition()
         self._groups: dict[StreamKey, _Group] = {}
         self._due: list[_Group] = []
-        self._thread = threading.Thread(target=self._transcriber, name="transcriber", daemon=True)
+        self._revising = 0
+        self._draining = False
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._transcriber, name="finals", daemon=True)
+        self._background = threading.Thread(
+            target=self._background_work, name="background", daemon=True
+        )
 
     def start(self) -> None:
         started = time.monotonic()
         c = self.config
-        self._recognise = Recognizer(
+        self._recognise = self._make_recognizer(
             c.model,
             english_only=c.english_only,
             beam=c.beam,
@@ -317,10 +351,15 @@ class CaptionWorker:
         self._recognise(np.zeros(SAMPLE_RATE // 2, dtype=np.float32))
         self.emit({"type": "ready", "load_s": round(time.monotonic() - started, 3)})
         self._thread.start()
+        if c.partials or c.revisions:
+            self._background.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._jobs.put(None)
         self._thread.join(timeout=30)
+        if self._background.is_alive():
+            self._background.join(timeout=30)
 
     # ---- input (the reader thread) --------------------------------------------------------------
 
@@ -368,7 +407,7 @@ class CaptionWorker:
                 sum(
                     len(p.job.utterance.audio) / SAMPLE_RATE
                     for g in list(self._groups.values())
-                    for p in g.pieces
+                    for p in list(g.pieces)
                 ),
                 1,
             ),
@@ -393,20 +432,13 @@ class CaptionWorker:
     # ---- transcription (its own thread) ---------------------------------------------------------
 
     def _transcriber(self) -> None:
+        """The finals thread: finished utterances in order of arrival, and nothing else."""
         while True:
-            try:
-                job = self._jobs.get(timeout=0.1)
-            except queue.Empty:
-                # Idle: a revision first (it settles what people read), then a preview.
-                if not self._revise_one() and self.config.partials:
-                    self._partial()
-                self._forget_ended()
-                continue
+            job = self._jobs.get()
             if job is None:
                 return
             if isinstance(job, str):
-                while self._revise_one(force=True):
-                    pass
+                self._settle_revisions()
                 self.emit({"type": "drained", "token": job})
                 continue
             try:
@@ -450,26 +482,66 @@ class CaptionWorker:
             self._join(_Piece(seq, job, found.text if seq is not None else ""))
 
     def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
+        return next(self._seqs)
+
+    # ---- the background thread: partials and revisions -----------------------------------------
+
+    def _background_work(self) -> None:
+        lower_this_thread(self.config.background_nice)
+        c = self.config
+        try:
+            # Its own model, created on this thread so that its compute threads inherit the
+            # lower priority.
+            recognise = self._make_recognizer(
+                c.model,
+                english_only=c.english_only,
+                beam=c.beam,
+                cpu_threads=c.background_threads,
+                short_window=c.short_window,
+            )
+        except Exception:
+            log.exception("no background model: no partial captions or revisions")
+            return
+        while not self._stopping.is_set():
+            # A revision first (it settles what people read), then a preview.
+            busy = self._revise_one(recognise)
+            if not busy and c.partials:
+                busy = self._partial(recognise)
+            self._forget_ended()
+            if not busy:
+                self._stopping.wait(0.1)
+
+    def _settle_revisions(self) -> None:
+        """Every revision still due, now (a drain: the node waits for what was said)."""
+        assert self._recognise is not None
+        with self._groups_lock:
+            self._draining = True  # the background thread takes no new revision meanwhile
+            self._groups_lock.wait_for(lambda: self._revising == 0)
+        try:
+            while self._revise_one(self._recognise, force=True):
+                pass
+        finally:
+            with self._groups_lock:
+                self._draining = False
 
     # ---- revisions (the transcriber thread) -----------------------------------------------------
 
     def _join(self, piece: _Piece) -> None:
         key = piece.job.key
-        group = self._groups.get(key)
         shown = [piece.seq] if piece.seq is not None else []
         text = [piece.text] if piece.seq is not None else []
-        if group is not None and self._continues(group, piece):
-            group.pieces.append(piece)
-            group.shown += shown
-            group.shown_text += text
-            group.changed_at = time.monotonic()
-            if not any(due is group for due in self._due):
-                self._due.append(group)
-        else:
-            # The previous group (revised or still due) is complete: this one starts afresh.
-            self._groups[key] = _Group(key, piece.job.generation, [piece], shown, text)
+        with self._groups_lock:
+            group = self._groups.get(key)
+            if group is not None and self._continues(group, piece):
+                group.pieces.append(piece)
+                group.shown += shown
+                group.shown_text += text
+                group.changed_at = time.monotonic()
+                if not any(due is group for due in self._due):
+                    self._due.append(group)
+            else:
+                # The previous group (revised or still due) is complete: this one starts afresh.
+                self._groups[key] = _Group(key, piece.job.generation, [piece], shown, text)
 
     def _continues(self, group: _Group, piece: _Piece) -> bool:
         u, last = piece.job.utterance, group.last.job.utterance
@@ -493,9 +565,11 @@ class CaptionWorker:
         queue is empty, so their last utterances were transcribed."""
         with self._lock:
             running = {key: stream.generation for key, stream in self._streams.items()}
-        for key, group in list(self._groups.items()):
-            if running.get(key) != group.generation and not any(d is group for d in self._due):
-                del self._groups[key]
+        with self._groups_lock:
+            for key, group in list(self._groups.items()):
+                ended = running.get(key) != group.generation
+                if ended and not any(d is group for d in self._due):
+                    del self._groups[key]
 
     def _may_go_on(self, key: StreamKey, group: _Group) -> bool:
         """The speaker may still be saying the group's sentence: wait before revising it (a
@@ -512,57 +586,82 @@ class CaptionWorker:
                 return last.cut or stream.vad.ongoing_start - last.end <= gap
             return stream.vad.samples_fed - last.end <= gap
 
-    def _revise_one(self, *, force: bool = False) -> bool:
+    def _revise_one(self, recognise: Recognizer, *, force: bool = False) -> bool:
         """Revise one group that is due (the oldest the speaker is done with); True if any ran."""
-        for group in self._due:
-            if not force and self._may_go_on(group.key, group):
-                continue
+        with self._groups_lock:
+            if self._draining and not force:
+                return False
+            group = next((g for g in self._due if force or not self._may_go_on(g.key, g)), None)
+            if group is None:
+                return False
             self._due.remove(group)
-            try:
-                self._revise(group.key, group)
-            except Exception as exc:
-                log.exception("revising a caption failed")
-                self.emit({"type": "error", "message": f"revision failed: {exc}"})
-            return True
-        return False
+            self._revising += 1
+            pieces, shown, shown_text = (
+                list(group.pieces),
+                list(group.shown),
+                list(group.shown_text),
+            )
+        try:
+            self._revise(recognise, group, pieces, shown, shown_text)
+        except Exception as exc:
+            log.exception("revising a caption failed")
+            self.emit({"type": "error", "message": f"revision failed: {exc}"})
+        finally:
+            with self._groups_lock:
+                self._revising -= 1
+                self._groups_lock.notify_all()
+        return True
 
-    def _revise(self, key: StreamKey, group: _Group) -> None:
-        assert self._recognise is not None
-        audio = group.audio()
+    def _revise(
+        self,
+        recognise: Recognizer,
+        group: _Group,
+        pieces: list[_Piece],
+        shown: list[int],
+        shown_text: list[str],
+    ) -> None:
+        """Re-hear `pieces` (the group as it was when its revision began) as one."""
+        key = group.key
+        audio = joined_audio(pieces)
         began = time.monotonic()
-        found = self._recognise(audio, self._hint(key))
+        found = recognise(audio, self._hint(key))
         self.counters.transcribe_s += time.monotonic() - began
         self.counters.audio_s += len(audio) / SAMPLE_RATE
-        if not plausible(found, len(audio) / SAMPLE_RATE, group.voiced()):
+        if not plausible(found, len(audio) / SAMPLE_RATE, joined_voiced(pieces)):
             return  # the pieces' own captions stand
-        if group.shown and same_words(found.text, " ".join(group.shown_text)):
+        if shown and same_words(found.text, " ".join(shown_text)):
             return  # nothing to correct
         text = found.text
-        if group.pieces[0].text[:1].isupper() and text[:1].islower():
+        if pieces[0].text[:1].isupper() and text[:1].islower():
             # Whisper heard the joined audio mid-sentence; the first piece knew it began one.
             text = text[0].upper() + text[1:]
-        seq = self._next_seq()
-        first, last = group.pieces[0].job, group.last.job
-        self.counters.revisions += 1
-        self.emit(
-            {
-                "type": "revised",
-                "seq": seq,
-                "replaces": list(group.shown),
-                "conversation_id": key[0],
-                "user_id": key[1],
-                "start": first.start_wall,
-                "end": last.end_wall,
-                "utterance_end": last.speech_end_wall,
-                "text": text,
-                "audio_s": round(len(audio) / SAMPLE_RATE, 3),
-                "emitted_at": time.time(),
-            }
-        )
-        group.shown, group.shown_text = [seq], [text]
+        first, last = pieces[0].job, pieces[-1].job
+        with self._groups_lock:
+            seq = self._next_seq()
+            self.counters.revisions += 1
+            self.emit(
+                {
+                    "type": "revised",
+                    "seq": seq,
+                    "replaces": shown,
+                    "conversation_id": key[0],
+                    "user_id": key[1],
+                    "start": first.start_wall,
+                    "end": last.end_wall,
+                    "utterance_end": last.speech_end_wall,
+                    "text": text,
+                    "audio_s": round(len(audio) / SAMPLE_RATE, 3),
+                    "emitted_at": time.time(),
+                }
+            )
+            # Pieces that joined while this revision ran keep their own captions (the group
+            # is due again for them).
+            group.shown = [seq, *group.shown[len(shown) :]]
+            group.shown_text = [text, *group.shown_text[len(shown_text) :]]
 
-    def _partial(self) -> None:
-        """Transcribe the longest-waiting utterance in progress, if one is due a partial."""
+    def _partial(self, recognise: Recognizer) -> bool:
+        """Transcribe the longest-waiting utterance in progress, if one is due a partial;
+        True if one was transcribed."""
         every = int(self.config.partial_every_s * SAMPLE_RATE)
         with self._lock:
             due: tuple[int, _Stream, int] | None = None
@@ -579,32 +678,34 @@ class CaptionWorker:
                 if waiting >= every and (due is None or waiting > due[0]):
                     due = (waiting, candidate, ongoing_start)
             if due is None:
-                return
+                return False
             _, stream, start = due
             ongoing = stream.vad.ongoing()
             if ongoing is None:
-                return
+                return False
             audio = ongoing[1]
             stream.partial_start, stream.partial_at = start, stream.vad.samples_fed
             start_wall = stream.timeline.wall(start)
-        assert self._recognise is not None
-        found = self._recognise(audio, self._hint(stream.key))
+        found = recognise(audio, self._hint(stream.key))
         with self._lock:
             # The utterance may have finished meanwhile: its final caption supersedes this.
+            # Checked and sent under the streams' lock, which ending an utterance takes, so
+            # the final is always sent after its last partial.
             ongoing = stream.vad.ongoing()
             still = ongoing is not None and ongoing[0] == start and stream.key in self._streams
-        if still and plausible(found, len(audio) / SAMPLE_RATE):
-            self.counters.partials += 1
-            self.emit(
-                {
-                    "type": "partial",
-                    "conversation_id": stream.key[0],
-                    "user_id": stream.key[1],
-                    "start": start_wall,
-                    "text": found.text,
-                    "emitted_at": time.time(),
-                }
-            )
+            if still and plausible(found, len(audio) / SAMPLE_RATE):
+                self.counters.partials += 1
+                self.emit(
+                    {
+                        "type": "partial",
+                        "conversation_id": stream.key[0],
+                        "user_id": stream.key[1],
+                        "start": start_wall,
+                        "text": found.text,
+                        "emitted_at": time.time(),
+                    }
+                )
+        return True
 
 
 # ---- the process -------------------------------------------------------------------------------
