@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import in_process_node
+from helpers import eventually, in_process_node
 from junto.config import Settings
 from private_redis import start_private_redis
 
@@ -24,12 +24,12 @@ async def test_healthz_lists_each_dependency(app_client: httpx.AsyncClient) -> N
 
 
 async def _health_until(client: httpx.AsyncClient, status: int) -> httpx.Response:
-    deadline = asyncio.get_running_loop().time() + 15
-    while True:
+    async def answered() -> httpx.Response:
         answer = await client.get("/healthz")
-        if answer.status_code == status or asyncio.get_running_loop().time() > deadline:
-            return answer
-        await asyncio.sleep(0.1)
+        assert answer.status_code == status, answer.text
+        return answer
+
+    return await eventually(answered, 15, every=0.1)
 
 
 async def test_a_node_whose_redis_is_down_answers_503(tmp_path: Path) -> None:

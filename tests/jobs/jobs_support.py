@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
-from junto.storage.tables import Job
+from junto.storage.tables import Job, JobState
 from junto.storage.types import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -36,6 +36,10 @@ async def load(sessions: Sessions, job_id: int) -> Job:
         job = await db.get(Job, job_id)
         assert job is not None
         return job
+
+
+async def succeeded(sessions: Sessions, job_id: int) -> bool:
+    return bool((await load(sessions, job_id)).state == JobState.SUCCEEDED)
 
 
 async def shift_times(sessions: Sessions, job_id: int, seconds: float) -> None:

@@ -7,9 +7,10 @@ import threading
 import time
 from datetime import timedelta
 
-from jobs_support import Sessions, load, sessions_fixture  # noqa: F401 - fixture
+from jobs_support import Sessions, load, sessions_fixture, succeeded  # noqa: F401 - fixture
 from sqlalchemy import update
 
+from helpers import eventually
 from junto.config import Settings
 from junto.jobs import queue, registry
 from junto.jobs.context import JobContext, JobFailed, NotReady
@@ -118,19 +119,17 @@ async def test_progress_is_written_while_the_job_runs(
     job_id = await put(sessions, "test.slow")
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, "w-slow", stop_event=stop))
+
+    async def at_part_4() -> bool:
+        job = await load(sessions, job_id)
+        if (job.progress, job.progress_note) not in seen:
+            seen.append((job.progress, job.progress_note))
+        return bool(job.progress_note == "part 4")
+
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            job = await load(sessions, job_id)
-            if (job.progress, job.progress_note) not in seen:
-                seen.append((job.progress, job.progress_note))
-            if job.progress_note == "part 4":
-                break
-            await asyncio.sleep(0.05)
+        await eventually(at_part_4, 10)
         gate.set()
-        while (await load(sessions, job_id)).state != JobState.SUCCEEDED:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await eventually(lambda: succeeded(sessions, job_id), 10)
     finally:
         stop.set()
         await worker
@@ -145,10 +144,7 @@ async def test_a_late_report_never_undoes_the_final_one(
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, "w-late", stop_event=stop))
     try:
-        deadline = time.monotonic() + 10
-        while (await load(sessions, job_id)).state != JobState.SUCCEEDED:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await eventually(lambda: succeeded(sessions, job_id), 10)
         await asyncio.sleep(0.7)  # past the progress interval: a held report would land now
     finally:
         stop.set()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 from jobs_support import Sessions, sessions_fixture  # noqa: F401 - fixture
 
+from helpers import eventually
 from junto.config import Settings
 from junto.jobs.worker import run_worker
 
@@ -19,12 +19,14 @@ async def test_a_worker_loads_the_transcript_model_while_idle(
     caplog.set_level(logging.INFO, logger="junto.jobs")
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, "warm", stop_event=stop, warm_up=True))
-    deadline = time.monotonic() + 120
+
+    def loaded() -> bool:
+        if worker.done():  # it will not load anything now: fail at once
+            pytest.fail("the worker stopped")
+        return f"loaded {settings.transcript_model} ahead" in caplog.text
+
     try:
-        while f"loaded {settings.transcript_model} ahead" not in caplog.text:
-            assert time.monotonic() < deadline, "the worker never loaded the model"
-            assert not worker.done(), "the worker stopped"
-            await asyncio.sleep(0.1)
+        await eventually(loaded, 120, what="the worker to load the model", every=0.1)
     finally:
         stop.set()
         await worker

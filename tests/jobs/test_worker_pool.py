@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 
 import psutil
 from compositing_support import seed
-from jobs_support import load
+from jobs_support import load, succeeded
 
+from helpers import eventually
 from junto.config import Settings
 from junto.jobs import queue
 from junto.jobs.supervisor import WorkerPool
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
-from junto.storage.tables import JobState
 
 
 async def test_pool_runs_jobs_restarts_dead_workers_and_stops(tmp_path: Path) -> None:
@@ -34,18 +33,19 @@ async def test_pool_runs_jobs_restarts_dead_workers_and_stops(tmp_path: Path) ->
         async with sessions() as db:
             job = await queue.enqueue(db, "composite.render", {"conversation_id": cid})
             await db.commit()
-        deadline = time.monotonic() + 30
-        while (await load(sessions, job.id)).state != JobState.SUCCEEDED:
-            assert time.monotonic() < deadline, "the pool's workers did not run the job"
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: succeeded(sessions, job.id), 30, what="the pool's workers to run the job"
+        )
         assert (await load(sessions, job.id)).worker in {pool.name(0), pool.name(1)}
         first = pool.pids
         assert len(first) == 2
 
         os.kill(first[0], signal.SIGKILL)
-        while not (len(pool.pids) == 2 and first[0] not in pool.pids):
-            assert time.monotonic() < deadline, "the killed worker was not restarted"
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: len(pool.pids) == 2 and first[0] not in pool.pids,
+            30,
+            what="the killed worker to be restarted",
+        )
         running = [psutil.Process(pid) for pid in pool.pids]
     finally:
         await pool.stop()

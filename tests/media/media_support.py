@@ -16,7 +16,6 @@ the fixtures from here instead (one instance per module, which is what these fix
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -48,7 +47,7 @@ from conftest import LiveNode, make_live_node
 sys.path.append(str(Path(__file__).resolve().parents[1] / "browser"))
 from browser_support import api, screenshot
 
-from helpers import need_tool
+from helpers import eventually, need_tool
 
 __all__ = ["api"]  # re-exported for the test modules
 
@@ -87,16 +86,14 @@ async def wait_until(
     every: float = 0.25,
 ) -> T:
     """Poll `probe()` until `ok(value)`; on timeout fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def check() -> tuple[T]:
         value = await probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f} s waiting for {what}; last: {value}"
-            )
-        await asyncio.sleep(every)
+        assert ok(value), f"last: {value}"
+        return (value,)  # true even when the value itself is not
+
+    found: tuple[T] = await eventually(check, timeout, what=what, every=every)
+    return found[0]
 
 
 # ---- speech files and the node ---------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 import av
 import httpx
+import pytest
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -41,7 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import LiveNode
-from helpers import csrf_headers, signup
+from helpers import csrf_headers, eventually, signup
 
 Frame = dict[str, Any]
 TIMEOUT = 15.0
@@ -371,11 +372,13 @@ async def publish(
 
 
 async def wait_connected(pc: RTCPeerConnection, what: str, timeout: float = MEDIA_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while pc.connectionState != "connected":
-        if pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
-            raise AssertionError(f"{what}: expected 'connected', got {pc.connectionState!r}")
-        await asyncio.sleep(0.1)
+    def connected() -> bool:
+        if pc.connectionState in ("failed", "closed"):  # it will not recover: fail at once
+            pytest.fail(f"{what}: expected 'connected', got {pc.connectionState!r}")
+        assert pc.connectionState == "connected", f"{what}: got {pc.connectionState!r}"
+        return True
+
+    await eventually(connected, timeout, every=0.1)
 
 
 # ---- subscribing -----------------------------------------------------------------------------
@@ -458,15 +461,16 @@ class Subscriber:
     ) -> None:
         """Wait until `minimum` more video and audio frames of `user_id` were decoded."""
         start = {k: self.counts[(user_id, k)] for k in ("video", "audio")}
-        deadline = time.monotonic() + timeout
-        while any(self.counts[(user_id, k)] - start[k] < minimum for k in start):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.sock.name} decoded too few frames of user {user_id} in {timeout:.0f} s:"
-                    f" {dict(self.counts)} (from {start}); pc {self.pc.connectionState}, "
-                    f"offers {[o['version'] for o in self.offers]}, errors {self.errors}"
-                )
-            await asyncio.sleep(0.1)
+
+        def decoded() -> bool:
+            assert all(self.counts[(user_id, k)] - start[k] >= minimum for k in start), (
+                f"{self.sock.name} decoded too few frames of user {user_id}:"
+                f" {dict(self.counts)} (from {start}); pc {self.pc.connectionState}, "
+                f"offers {[o['version'] for o in self.offers]}, errors {self.errors}"
+            )
+            return True
+
+        await eventually(decoded, timeout, every=0.1)
 
     def stall(self) -> None:
         """Stop reading the network socket: the node sees a viewer who stopped answering (no

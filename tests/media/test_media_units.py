@@ -14,6 +14,7 @@ import pytest
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from helpers import eventually
 from junto.config import Settings, load_settings
 from junto.media import ice_servers
 from junto.media.embedded import forward
@@ -107,8 +108,7 @@ async def test_audio_leg_drops_oldest_when_full() -> None:
     for i in range(total):
         source.queue.put_nowait(packet(b"\xfc\xff\xfe", i))
     await settle()
-    await asyncio.sleep(0.01)
-    assert leg.queued == forward.MAX_AUDIO_FRAMES
+    await eventually(lambda: leg.queued == forward.MAX_AUDIO_FRAMES, 2, every=0.01)
     assert (await leg.recv()).pts == 30  # the 30 oldest went, the newest are kept
     fanout.close()
 
@@ -245,8 +245,8 @@ async def test_a_viewer_who_never_answers_gives_back_the_seat(
         offer = await sfu.subscribe(1, "viewer", None)
         assert offer is not None and [t.user_id for t in offer.tracks] == [7]
         assert sfu.viewer_count() == 1
-        await asyncio.sleep(0.8)  # no answer comes
-        assert heard.failed == [("viewer", "subscribe")]
+        # No answer comes: the SFU gives up on the viewer after ANSWER_TIMEOUT.
+        await eventually(lambda: heard.failed == [("viewer", "subscribe")], 5)
         assert sfu.viewer_count() == 0
     finally:
         await sfu.stop()

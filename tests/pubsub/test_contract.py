@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from helpers import eventually
 from junto.pubsub import PubSub, Subscription, make_pubsub
 from junto.pubsub.base import SubscriptionOverflow
 from junto.pubsub.memory import MemoryPubSub
@@ -274,9 +275,7 @@ async def test_redis_follows_the_first_and_last_local_subscriber(
         await asyncio.sleep(0.1)
         assert pubsub.redis_channels == {prefix + "room"}, "unsubscribed while one remained"
         await second.close()
-        async with asyncio.timeout(2):
-            while pubsub.redis_channels:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: not pubsub.redis_channels, 2, every=0.01)
         # Resubscribing right after the last one left works (UNSUBSCRIBE then SUBSCRIBE).
         third = await pubsub.subscribe(prefix + "room")
         await pubsub.publish(prefix + "room", b"back")

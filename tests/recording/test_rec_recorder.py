@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from asgi_lifespan import LifespanManager  # type: ignore[import-not-found]
 from recording_support import Arrival, arrivals, probe
 from sqlalchemy import select, update
 
+from helpers import eventually
 from junto import accounts, conversations
 from junto.app import build_app
 from junto.config import Settings
@@ -58,12 +59,6 @@ class Stage:
     async def jobs(self, kind: str) -> list[Job]:
         async with self.node.db() as db:
             return list(await db.scalars(select(Job).where(Job.kind == kind).order_by(Job.id)))
-
-    async def wait_for(self, check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not await check():
-            assert time.monotonic() < deadline, "timed out"
-            await asyncio.sleep(0.05)
 
     async def run_jobs(self, kind: str) -> int:
         ran: int = await run_worker(self.settings, "test-worker", once=True, kinds=[kind])
@@ -147,7 +142,7 @@ async def test_a_speaker_is_recorded_finalized_and_queued_for_transcription(
     async def finalizing() -> bool:
         return bool((await stage.rows())[0].state == RecordingState.FINALIZING)
 
-    await stage.wait_for(finalizing)
+    await eventually(finalizing)
     [row] = await stage.rows()
     assert row.ended_at is not None
     assert abs((row.ended_at - row.started_at).total_seconds() - 2.5) < 0.2
@@ -212,7 +207,7 @@ async def test_a_full_disk_fails_one_piece_and_the_others_go_on(stage: Stage) ->
     async def both_recording() -> bool:
         return all(p.writer is not None for p in pieces if p is not None)
 
-    await stage.wait_for(both_recording)
+    await eventually(both_recording)
     # From now on the host's journal lives on a full disk (what ENOSPC looks like to a writer).
     writer = pieces[0].writer
     assert writer is not None and writer._fd is not None
@@ -229,7 +224,7 @@ async def test_a_full_disk_fails_one_piece_and_the_others_go_on(stage: Stage) ->
     async def host_failed() -> bool:
         return bool((await row_of(host.id)).state == RecordingState.FAILED)
 
-    await stage.wait_for(host_failed)
+    await eventually(host_failed)
     failed, going = await row_of(host.id), await row_of(other.id)
     assert "No space left on device" in str(failed.error)
     assert stage.recorder.piece(room, host.id, "camera") is None
@@ -242,7 +237,7 @@ async def test_a_full_disk_fails_one_piece_and_the_others_go_on(stage: Stage) ->
     async def finalizing() -> bool:
         return bool((await row_of(other.id)).state == RecordingState.FINALIZING)
 
-    await stage.wait_for(finalizing)
+    await eventually(finalizing)
     assert await stage.run_jobs("recording.finalize") == 1
     assert (await row_of(other.id)).state == RecordingState.READY
 
@@ -353,7 +348,7 @@ async def test_a_leftover_journal_of_the_same_name_is_moved_aside(stage: Stage) 
         rows = await stage.rows()
         return bool(rows and rows[0].state == RecordingState.FINALIZING)
 
-    await stage.wait_for(finalizing)
+    await eventually(finalizing)
     [row] = await stage.rows()
     assert row.journal_path == f"recordings/{room}/1.journal"
     assert (folder / "1.journal").stat().st_size > 1000
@@ -390,7 +385,7 @@ async def test_a_corrupt_stream_beside_a_good_one_leaves_the_good_recording_whol
         rows = await stage.rows()
         return len(rows) == 2 and all(r.state != RecordingState.RECORDING for r in rows)
 
-    await stage.wait_for(both_closed)
+    await eventually(both_closed)
     assert await stage.run_jobs("recording.finalize") == 2
     rows = {r.user_id: r for r in await stage.rows()}
     assert rows[good.id].state == RecordingState.READY

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from helpers import csrf_headers, in_process_node, signup
+from helpers import csrf_headers, eventually, in_process_node, signup
 from junto.config import Settings
 from junto.conversations import get_by_slug
 from junto.media.base import Publication
@@ -63,11 +63,11 @@ def pub(user_id: int, source: str = "camera") -> Publication:
 
 
 async def settle(calls: Calls, count: int) -> None:
-    for _ in range(200):
-        if len(calls.seen) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} calls, got {calls.seen}")
+    def called() -> bool:
+        assert len(calls.seen) >= count, f"expected {count} calls, got {calls.seen}"
+        return True
+
+    await eventually(called, 2)
 
 
 async def test_sources_go_on_and_off_air_with_publications_and_the_conversation(

@@ -6,7 +6,6 @@ search, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from snippets_support import line_range, make_media, snippetable
 from sqlalchemy import func, select
 from transcripts_support import Person, World, world_fixture  # noqa: F401 - fixture
 
+from helpers import eventually
 from junto.storage.tables import JobState, SearchPassage
 
 # TALK's line 1, Ben: "Thank you for having me. I grew up on a river, so this topic is personal."
@@ -110,12 +110,13 @@ async def test_a_correction_reaches_earlier_snippets_and_search(
 
     # The queued jobs re-make the passages (the conversation's after a short settling delay)
     # and the captions file on disk.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while [j for j in await world.jobs("search.index") if j.state != JobState.SUCCEEDED]:
-        assert loop.time() < deadline, "search.index did not run"
+    async def indexed() -> bool:
+        if not [j for j in await world.jobs("search.index") if j.state != JobState.SUCCEEDED]:
+            return True
         await world.run_jobs("search.index")
-        await asyncio.sleep(0.2)
+        return False
+
+    await eventually(indexed, DEADLINE_S, what="search.index to run", every=0.2)
     on_disk = (world.settings.data_dir / "snippets" / slug / "captions.vtt").read_text()
     assert PRIVATE not in on_disk and REPLACEMENT in on_disk
     assert await passages(world, conv.id) == 17  # 16 lines and the snippet, all back

@@ -19,7 +19,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from helpers import need_tool
+from helpers import eventually, need_tool
 
 RATE = 48_000
 PACKET_SAMPLES = 960  # 20 ms at 48 kHz: what browsers send
@@ -227,15 +227,8 @@ def interleave(*streams: Iterable[tuple[Any, bytes]]) -> list[tuple[Any, bytes, 
 # ---- a node's captioner fed as the SFU feeds it ---------------------------------------------
 
 
-async def wait_for(check: Callable[[], Any], timeout: float = 60.0) -> None:
-    """Poll the coroutine function `check` every 0.1 s until it is true, or fail at `timeout`."""
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
+# The caption tests' name for the harness's one polling helper.
+wait_for = eventually
 
 
 def camera_taps(media: Any, room: int, user_id: int) -> list[Callable[[str, Any], None]]:
@@ -253,7 +246,7 @@ async def feed_camera(
     async def tapped() -> bool:
         return bool(camera_taps(media, room, user_id))
 
-    await wait_for(tapped, 10)
+    await eventually(tapped, 10)
     taps = camera_taps(media, room, user_id)
     for packet in packets:
         for tap in taps:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from caption_support import Inbox, feed_camera, opus_packets, silence_packets, speak, wait_for
+from caption_support import Inbox, feed_camera, opus_packets, silence_packets, speak
 from sqlalchemy import select
 
-from helpers import csrf_headers, in_process_node, signup
+from helpers import csrf_headers, eventually, in_process_node, signup
 from junto.config import Settings
 from junto.conversations import get_by_slug
 from junto.media.base import Publication
@@ -98,7 +98,7 @@ async def test_captions_stay_off_with_a_note_in_a_language_the_model_does_not_kn
     async def turned_off() -> bool:
         return conv.id in node.captioner.off  # type: ignore[union-attr]
 
-    await wait_for(turned_off, 10)
+    await eventually(turned_off, 10)
     await feed_camera(node.media, conv.id, me["id"], packets)
     node.on_air.publications_changed(conv.id, [])
     async with asyncio.timeout(90):
