@@ -88,6 +88,15 @@ class Limits:
     ws_per_address: int = 50
     ws_connect_burst: int = 60
     ws_connect_per_second: float = 2.0
+    # What one account may make, shared by all the node's processes (junto.ratelimit.take_shared;
+    # issue 12). A snippet runs ffmpeg three times in the request: 10 at once, then one every 6 s.
+    snippet_create_burst: int = 10
+    snippet_create_per_second: float = 1 / 6
+    # Conversations: 20 at once, then one every 3 minutes; invite links: 30, then one every 10 s.
+    conversation_create_burst: int = 20
+    conversation_create_per_second: float = 1 / 180
+    invite_create_burst: int = 30
+    invite_create_per_second: float = 1 / 10
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -229,14 +229,24 @@ async def _replace_tags(db: AsyncSession, conv: Conversation, tags: Sequence[str
 
 
 async def create(
-    db: AsyncSession, fields: ConversationCreate, by: User, node: Node | None = None
+    db: AsyncSession,
+    fields: ConversationCreate,
+    by: User,
+    node: Node | None = None,
+    *,
+    admit: Callable[[], Awaitable[None]] | None = None,
 ) -> Conversation:
-    """Create a scheduled conversation whose creator is its host."""
+    """Create a scheduled conversation whose creator is its host.
+
+    `admit()` is awaited once the request is valid, in this transaction (the web layer's rate
+    limit, junto.ratelimit.admit): it may raise, and a refused request uses up nothing."""
     if by.is_guest:
         raise ConversationError(
             "only signed-in members may create conversations", status=403, code="forbidden"
         )
     _check_future(fields.scheduled_at)
+    if admit is not None:
+        await admit()
     conv = Conversation(
         slug=await unused_slug(db),
         title=fields.title,

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -113,8 +114,12 @@ async def create_invite(
     role: Role = Role.SPEAKER,
     ttl: timedelta = DEFAULT_TTL,
     max_uses: int = 1,
+    admit: Callable[[], Awaitable[None]] | None = None,
 ) -> IssuedInvite:
-    """A new invite link for `conv` (hosts and co-hosts; co-host invites need the host)."""
+    """A new invite link for `conv` (hosts and co-hosts; co-host invites need the host).
+
+    `admit()` is awaited once the request is valid, in this transaction (the web layer's rate
+    limit): it may raise, and a refused request uses up nothing."""
     await require_manager(db, conv, by, "invite people to")
     if role not in INVITE_ROLES:
         raise ConversationError(
@@ -130,6 +135,8 @@ async def create_invite(
         raise ConversationError(
             f"max_uses must be between 1 and {MAX_USES}", status=422, field="max_uses"
         )
+    if admit is not None:
+        await admit()
     # Whole seconds: the token carries the expiry in seconds and both must agree.
     expires_at = (utcnow() + ttl).replace(microsecond=0)
     invite = Invite(

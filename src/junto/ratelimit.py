@@ -1,7 +1,11 @@
-"""Token buckets keyed by string (an address, a person, an address+username), in memory.
+"""Token buckets keyed by string (an address, a person, an address+username).
 
-Per process on purpose: limits protect this process's CPU and storage; with several node
-processes an attacker gets at most one bucket per process, which is still bounded.
+`TokenBucket` is in memory, per process on purpose: those limits protect this process's CPU and
+sockets, are checked on every message, and with several node processes an attacker gets at most
+one bucket per process, which is still bounded. `take_shared` keeps its buckets in the database
+instead, for the rare, costly things a person makes (snippets, conversations, invites): their
+work lands on the whole node (ffmpeg on the shared cores, rows for everyone), so one person's
+allowance must not grow with the number of processes (issue 12).
 """
 
 from __future__ import annotations
@@ -10,8 +14,14 @@ import ipaddress
 import math
 import time
 from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, delete, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.config import Limits
+from junto.storage.tables import RateBucket
 
 
 class TokenBucket:
@@ -133,3 +143,89 @@ class AddressConnections:
 
     def open_from(self, address: str) -> int:
         return self._open.get(address_key(address), 0)
+
+
+# ---- shared between processes (the database) ----------------------------------------------------
+
+
+def _refilled(burst: int, per_second: float, now: float) -> ColumnElement[Any]:
+    """The stored bucket's tokens at `now`, in SQL: refilled since `updated`, capped at `burst`.
+    A clock behind the stored time (another machine's) refills nothing rather than draining."""
+    elapsed = case((RateBucket.updated < now, literal(now) - RateBucket.updated), else_=0.0)
+    grown = RateBucket.tokens + elapsed * per_second
+    return case((grown > burst, float(burst)), else_=grown)
+
+
+async def take_shared(
+    db: AsyncSession, key: str, burst: int, per_second: float, now: float | None = None
+) -> float:
+    """Spend one token of the shared bucket `key` (the caller commits): 0.0 if allowed, else the
+    seconds until one is available.
+
+    One statement, an upsert that changes the row only when a token is left, so concurrent
+    takers in any number of processes are serialised by the row (PostgreSQL's row lock, SQLite's
+    write lock) and never both spend the last token. Taken in the caller's transaction, a token
+    is spent only if what it pays for is stored: a refused request costs nothing.
+    """
+    if burst < 1 or per_second <= 0:
+        raise ValueError(f"expected burst >= 1 and per_second > 0, got {burst}, {per_second}")
+    now = time.time() if now is None else now
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    refilled = _refilled(burst, per_second, now)
+    fresh = insert(RateBucket).values(key=key, tokens=float(burst - 1), updated=now)
+    spend = fresh.on_conflict_do_update(
+        index_elements=[RateBucket.key],
+        set_={"tokens": refilled - 1.0, "updated": now},
+        where=refilled >= 1.0,
+    ).returning(RateBucket.tokens)
+    if (await db.execute(spend)).first() is not None:
+        return 0.0
+    left = await db.scalar(select(refilled).where(RateBucket.key == key))
+    return max((1.0 - float(left or 0.0)) / per_second, 0.0)
+
+
+async def forget_full_buckets(db: AsyncSession, idle_s: float, now: float | None = None) -> int:
+    """Delete shared buckets untouched for `idle_s` (the caller commits): by then they have
+    refilled, and a full bucket is the same as none. Returns how many."""
+    now = time.time() if now is None else now
+    result = await db.execute(delete(RateBucket).where(RateBucket.updated < now - idle_s))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class RateLimited(Exception):
+    """Someone made too many of something just now: answered 429 with Retry-After."""
+
+    def __init__(self, what: str, wait_s: float) -> None:
+        self.retry_after = max(1, math.ceil(wait_s))
+        self.message = f"too many {what} just now; try again in {self.retry_after} seconds"
+        super().__init__(self.message)
+
+
+# kind -> (what people are told they made too many of, the Limits fields' prefix)
+SHARED_KINDS: dict[str, tuple[str, str]] = {
+    "snippet": ("snippets", "snippet_create"),
+    "conversation": ("conversations", "conversation_create"),
+    "invite": ("invite links", "invite_create"),
+}
+
+
+def shared_rate(limits: Limits, kind: str) -> tuple[int, float]:
+    """(burst, per_second) of a shared kind, from the settings."""
+    prefix = SHARED_KINDS[kind][1]
+    return int(getattr(limits, f"{prefix}_burst")), float(getattr(limits, f"{prefix}_per_second"))
+
+
+async def admit(db: AsyncSession, limits: Limits, kind: str, user_id: int) -> None:
+    """Spend one of `user_id`'s tokens for making a `kind` (the caller commits, with what it
+    made), or raise RateLimited."""
+    burst, per_second = shared_rate(limits, kind)
+    wait = await take_shared(db, f"{kind}:{user_id}", burst, per_second)
+    if wait > 0:
+        raise RateLimited(SHARED_KINDS[kind][0], wait)
+
+
+def longest_refill(limits: Limits) -> float:
+    """Seconds after which every shared bucket left alone is full again."""
+    rates = (shared_rate(limits, kind) for kind in SHARED_KINDS)
+    return max(burst / per_second for burst, per_second in rates)

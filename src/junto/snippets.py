@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -195,7 +195,7 @@ async def create(
     end_ms: int,
     title: str | None = None,
     *,
-    admit: Callable[[], None] | None = None,
+    admit: Callable[[], Awaitable[None]] | None = None,
 ) -> Snippet:
     """Validate, snap, store the row, cut the files; returns the snippet (ready or failed).
 
@@ -235,7 +235,7 @@ async def create(
             raise _bad("nobody speaks between start_ms and end_ms", "start_ms")
         start_ms, end_ms, chosen = snapped.start_ms, min(snapped.end_ms, duration_ms), snapped.words
     if admit is not None:
-        admit()
+        await admit()  # in this transaction: the token is spent with the row it pays for
     text = _joined(chosen)
     speakers = list(dict.fromkeys(w.user_id for w in chosen if w.user_id is not None))
     snippet = Snippet(

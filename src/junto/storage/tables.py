@@ -87,6 +87,19 @@ class PasswordReset(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class RateBucket(Base):
+    """A token bucket shared by every process of the node (junto.ratelimit.take_shared): what
+    one person may still do of one costly kind (make snippets, conversations, invites)."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)  # "<kind>:<user id>"
+    tokens: Mapped[float]
+    # Seconds since the Unix epoch as a float: the refill is arithmetic on it in one SQL
+    # statement, the same on SQLite and PostgreSQL.
+    updated: Mapped[float]
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse
 
 from junto import conversations as convs
-from junto import invites
+from junto import invites, ratelimit
 from junto.accounts import person
 from junto.conversation_fields import ConversationCreate, ConversationPatch, normalise_tag
 from junto.conversations import ConversationError
@@ -60,6 +60,12 @@ def error_response(exc: ConversationError) -> JSONResponse:
     return security.error_response(exc.status, exc.code, exc.message)
 
 
+def admitting(db: AsyncSession, node: Node, kind: str, user: User) -> Callable[[], Awaitable[None]]:
+    """The rate limit a domain function awaits once a request to make a `kind` is valid: one of
+    `user`'s tokens, shared by the node's processes, spent in `db`'s transaction."""
+    return lambda: ratelimit.admit(db, node.settings.limits, kind, user.id)
+
+
 # Turns a domain ConversationError into its JSON error response.
 router = APIRouter(
     prefix="/api", tags=["conversations"], route_class=answering(ConversationError, error_response)
@@ -84,6 +90,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such conversation, or one you may not see.",
         409: "The conversation is not in the state this needs (expected X, got Y).",
         410: "The invite expired, was used up or was revoked.",
+        429: "You made too many of these just now (per account, for the whole node): see "
+        "Retry-After.",
     }
     return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
 
@@ -315,12 +323,12 @@ async def list_conversations(
     status_code=201,
     response_model=ConversationDetail,
     summary="Create a conversation (you become its host)",
-    responses=_errors(401, 403),
+    responses=_errors(401, 403, 429),
 )
 async def create_conversation(
     request: Request, body: ConversationCreate, db: DbDep, node: NodeDep, user: RequireMember
 ) -> ConversationDetail:
-    conv = await convs.create(db, body, user, node)
+    conv = await convs.create(db, body, user, node, admit=admitting(db, node, "conversation", user))
     return await detail(request, db, node, conv, user)
 
 
@@ -421,7 +429,7 @@ async def unpublish_conversation(
     status_code=201,
     response_model=InviteOut,
     summary="Create an invite link (hosts and co-hosts)",
-    responses=_errors(401, 403, 404),
+    responses=_errors(401, 403, 404, 429),
 )
 async def create_invite(
     request: Request,
@@ -442,6 +450,7 @@ async def create_invite(
         role=Role(body.role),
         ttl=timedelta(seconds=body.ttl_seconds),
         max_uses=body.max_uses,
+        admit=admitting(db, node, "invite", user),
     )
     return invite_out(request, node, issued.invite, issued.token)
 

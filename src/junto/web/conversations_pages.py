@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from junto import accounts, invites
+from junto import accounts, invites, ratelimit
 from junto import conversations as convs
 from junto.conversation_fields import ConversationCreate, ConversationPatch
 from junto.conversations import ConversationError
 from junto.node import Node
 from junto.storage.tables import Conversation, ConversationState, Role, User, Visibility
 from junto.web import security
-from junto.web.conversations_api import answering, live_counts
+from junto.web.conversations_api import admitting, answering, live_counts
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.security import CurrentUser
@@ -255,14 +255,19 @@ async def create(request: Request, db: DbDep, node: NodeDep, user: CurrentUser) 
     host = _member(request, user)
     form = await request.form()
     data, errors = _parse_form(form, include_schedule=True)
+    status = 422
     if not errors:
+        admit = admitting(db, node, "conversation", host)
         try:
-            conv = await convs.create(db, ConversationCreate.model_validate(data), host, node)
+            fields = ConversationCreate.model_validate(data)
+            conv = await convs.create(db, fields, host, node, admit=admit)
             return _see_other(f"/c/{conv.slug}/edit?created=1")
         except (ValidationError, ConversationError) as exc:
             errors = _form_errors(exc)
+        except ratelimit.RateLimited as exc:
+            errors, status = {"form": exc.message}, 429
     values = _form_values(form)
-    return _render_form(request, values=values, errors=errors, conv=None, status_code=422)
+    return _render_form(request, values=values, errors=errors, conv=None, status_code=status)
 
 
 async def _managed(
@@ -406,7 +411,7 @@ def _refusal_back_to_edit(conv: Conversation) -> Iterator[None]:
     """A refused host control answers with the edit page showing why."""
     try:
         yield
-    except ConversationError as exc:
+    except (ConversationError, ratelimit.RateLimited) as exc:
         raise _Answer(_back_to_edit(conv, error=exc.message)) from exc
 
 
@@ -465,6 +470,7 @@ async def create_invite(
             role=_form_role(form, "speaker"),
             ttl=timedelta(days=_form_int(form, "ttl_days", 7)),
             max_uses=_form_int(form, "max_uses", 1),
+            admit=admitting(db, node, "invite", manager),
         )
     return _back_to_edit(conv, invite=str(issued.invite.id))
 

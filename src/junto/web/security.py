@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from junto import accounts, strict_json
 from junto.config import Limits, Settings
-from junto.ratelimit import AddressConnections, TokenBucket
+from junto.ratelimit import AddressConnections, RateLimited, TokenBucket
 from junto.storage.tables import User
 
 SESSION_COOKIE = "junto_session"
@@ -111,6 +111,17 @@ async def _api_error_handler(request: Request, exc: Exception) -> Response:
 async def _account_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, accounts.AccountError)
     return error_response(exc.status, exc.code, exc.message)
+
+
+async def _rate_limited_handler(request: Request, exc: Exception) -> Response:
+    """Too many snippets, conversations or invites (junto.ratelimit.admit), for any route."""
+    assert isinstance(exc, RateLimited)
+    return rate_limited_response(exc)
+
+
+def rate_limited_response(exc: RateLimited) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(429, "rate_limited", exc.message, headers=headers)
 
 
 _HTTP_CODES = {
@@ -545,5 +556,6 @@ def install(app: FastAPI) -> None:
     app.add_middleware(SecurityMiddleware)
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(accounts.AccountError, _account_error_handler)
+    app.add_exception_handler(RateLimited, _rate_limited_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)

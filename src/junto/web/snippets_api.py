@@ -19,13 +19,13 @@ from junto import conversations as convs
 from junto import snippets
 from junto.conversations import ConversationError
 from junto.node import Node
-from junto.ratelimit import TokenBucket
 from junto.storage.tables import Conversation, Snippet
 from junto.web import security
 from junto.web.conversations_api import (
     ErrorOut,
     Slug,
     _errors,
+    admitting,
     answering,
     error_response,
     visible,
@@ -40,24 +40,6 @@ router = APIRouter(
 SnippetSlug = Annotated[str, Path(min_length=1, max_length=16, description="The snippet's slug.")]
 MS = Field(ge=0, le=2**53, description="Milliseconds on the conversation's timeline.")
 EMBED_WIDTH, EMBED_HEIGHT = 640, 400  # 16:9 video plus the attribution line
-# Making a snippet runs ffmpeg three times in the request: per member, 10 at once, then one every
-# 6 s, so nobody can keep the node's cores busy cutting clips.
-CREATE_BURST, CREATE_PER_SECOND = 10, 1 / 6
-
-
-def _check_rate(request: Request, user_id: int) -> None:
-    bucket: TokenBucket | None = getattr(request.app.state, "snippet_limiter", None)
-    if bucket is None:
-        bucket = request.app.state.snippet_limiter = TokenBucket(CREATE_BURST, CREATE_PER_SECOND)
-    wait = bucket.take(str(user_id))
-    if wait > 0:
-        seconds = max(1, int(wait + 0.999))
-        raise security.ApiError(
-            429,
-            "rate_limited",
-            f"too many snippets at once; try again in {seconds} seconds",
-            headers={"Retry-After": str(seconds)},
-        )
 
 
 class SnippetCreate(BaseModel):
@@ -183,7 +165,9 @@ async def create_snippet(
         body.start_ms,
         body.end_ms,
         body.title,
-        admit=lambda: _check_rate(request, user.id),
+        # Making a snippet runs ffmpeg three times in the request: a per-member allowance,
+        # shared by the node's processes (JUNTO_LIMIT_SNIPPET_CREATE_*), keeps the cores free.
+        admit=admitting(db, node, "snippet", user),
     )
     answer = await describe(request, node, db, snippet, conv)
     if snippet.state == snippets.FAILED:
