@@ -216,6 +216,10 @@ class Room:
         for conn in self._fanout:
             conn.push(item)
 
+    def broadcast_control(self, type_: str, **fields: Any) -> None:
+        """`broadcast(control(type_, **fields))`, for services that do not build frames."""
+        self.broadcast(control(type_, **fields))
+
     def close_connections(self, code: int, reason: str) -> None:
         for conn in list(self._conns):
             conn.close(code, reason)

@@ -36,7 +36,6 @@ from sqlalchemy import delete
 from junto.accounts import person
 from junto.events import log as room_log
 from junto.media.base import Source
-from junto.realtime.connection import control
 from junto.speech.caption_process import CaptionProcess, Message
 from junto.speech.caption_worker import StreamKey, WorkerConfig
 from junto.speech.models import is_english_only, resolve_model, unsupported_language
@@ -399,6 +398,6 @@ class LiveCaptioner:
         start_ms = max(0, round((float(message["start"]) - speaker.started_at.timestamp()) * 1000))
         who = await speaker.person
         self.stats.partials += 1
-        room.broadcast(
-            control("caption.partial", user=who, text=str(message["text"]), start_ms=start_ms)
+        room.broadcast_control(
+            "caption.partial", user=who, text=str(message["text"]), start_ms=start_ms
         )
