@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from helpers import csrf_headers, guest, signup
-from junto import snippets
+from junto import corrections, snippets
 from junto.conversations import ConversationError
-from junto.transcripts import edits
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
 BIDI_CONTROLS = [chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]]
@@ -95,5 +94,5 @@ def test_snippet_titles_and_transcript_corrections_name_the_problem(char: str) -
         snippets.clean_title(f"clip {char}title")
     assert f"U+{ord(char):04X}" in refused.value.message and refused.value.field == "title"
     with pytest.raises(ConversationError) as refused:
-        edits.clean_text(f"what was {char}said")
+        corrections.clean_text(f"what was {char}said")
     assert f"U+{ord(char):04X}" in refused.value.message and refused.value.field == "text"

@@ -47,6 +47,7 @@ from junto.transcripts import store
 from junto.transcripts.exports import clock
 from junto.web import security
 from junto.web.deps import DbDep, NodeDep
+from junto.web.page_parts import hosts_of
 from junto.web.render import render, render_in_thread
 from junto.web.snippet_pages import mmss
 from junto.web.transcript_pages import downloads, player
@@ -81,7 +82,7 @@ async def conversation_page(
     if knowledge is not None:
         speaker_ids.update(m.speaker_id for m in _all_moments(knowledge))
         speaker_ids.update(a.owner_id for a in knowledge.action_items)
-    hosts = await _hosts(db, conv)
+    hosts = await hosts_of(db, conv)
     people = await store.names(db, speaker_ids | {h.id for h in hosts})
     site = node.settings.base_url
     page_url = f"{site}/c/{conv.slug}"
@@ -166,12 +167,6 @@ def _description(conv: Conversation, k: Knowledge | None) -> str:
 
 def _person(user: User) -> dict[str, Any]:
     return {"id": user.id, "name": user.display_name, "colour": user.colour}
-
-
-async def _hosts(db: AsyncSession, conv: Conversation) -> list[User]:
-    from junto.web.room_page import _hosts as room_hosts  # the room lists hosts the same way
-
-    return await room_hosts(db, conv)
 
 
 def _moment(m: Moment, people: dict[int, User]) -> dict[str, Any]:

@@ -14,23 +14,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations
 from junto.speech.models import unsupported_language
-from junto.storage.tables import Conversation, ConversationState, Participant, Role, User
+from junto.storage.tables import Conversation, ConversationState, Role, User
+from junto.web.conversation_page import conversation_page
 from junto.web.deps import DbDep, NodeDep
+from junto.web.page_parts import STATE_LABELS, hosts_of
 from junto.web.render import render
 
 router = APIRouter()
-
-STATE_LABELS = {
-    "scheduled": "Scheduled",
-    "live": "Live",
-    "ended": "Ended",
-    "published": "Published",
-}
 
 
 @router.get("/c/{slug}", response_class=HTMLResponse, include_in_schema=False)
@@ -41,10 +34,7 @@ async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> Re
         # Missing and not-allowed look the same, so an invite-only room does not reveal itself.
         return render(request, "room_missing.html", status_code=404, slug=slug)
     if conv.state in (ConversationState.ENDED, ConversationState.PUBLISHED):
-        # Over: the recording, transcript and summary instead of the live room. (Imported
-        # here: conversation_page imports this module, through transcript_pages.)
-        from junto.web.conversation_page import conversation_page
-
+        # Over: the recording, transcript and summary instead of the live room.
         return await conversation_page(request, db, node, conv, viewer)
     summary = conversations.summary(conv, await conversations.tags_of(db, conv))
     role = await conversations.role_of(db, conv, viewer)
@@ -80,7 +70,7 @@ async def room_page(request: Request, slug: str, db: DbDep, node: NodeDep) -> Re
         conversation=summary,
         state_label=STATE_LABELS.get(str(summary["state"]), str(summary["state"])),
         scheduled_label=_scheduled_label(conv),
-        hosts=await _hosts(db, conv),
+        hosts=await hosts_of(db, conv),
         limits=room_data["limits"],
         room_data=room_data,
         can_manage=viewer is not None and await conversations.can_manage(db, conv, viewer),
@@ -100,25 +90,6 @@ def _person(user: User) -> dict[str, Any]:
         "colour": user.colour,
         "is_guest": bool(user.is_guest),
     }
-
-
-async def _hosts(db: AsyncSession, conv: Conversation) -> list[User]:
-    """Hosts first, then co-hosts; the creator if no participant row names a host."""
-    rows = await db.execute(
-        select(User, Participant.role)
-        .join(Participant, Participant.user_id == User.id)
-        .where(
-            Participant.conversation_id == conv.id,
-            Participant.role.in_([Role.HOST, Role.COHOST]),
-        )
-    )
-    pairs = sorted(rows.all(), key=lambda r: (r[1] != Role.HOST, r[0].display_name.lower()))
-    hosts = [user for user, _role in pairs]
-    if not hosts:
-        creator = await db.get(User, conv.created_by)
-        if creator is not None:
-            hosts.append(creator)
-    return hosts
 
 
 def _scheduled_label(conv: Conversation) -> str:

@@ -15,8 +15,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from junto import conversations as convs
+from junto import corrections
 from junto.conversations import ConversationError
-from junto.transcripts import edits, store
+from junto.transcripts import store
 from junto.web.conversations_api import (
     Slug,
     _errors,
@@ -67,7 +68,9 @@ class SegmentPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str | None = Field(
-        None, max_length=20_000, description=f"The corrected words (≤ {edits.TEXT_MAX} chars)."
+        None,
+        max_length=20_000,
+        description=f"The corrected words (≤ {corrections.TEXT_MAX} chars).",
     )
     speaker_id: int | None = Field(
         None, ge=1, le=2**31 - 1, description="Who said it: a participant's user id."
@@ -111,7 +114,9 @@ async def patch_segment(
     slug: Slug, seq: Seq, body: SegmentPatch, db: DbDep, node: NodeDep, user: RequireIdentity
 ) -> dict[str, Any]:
     conv = await visible(db, slug, user)
-    seg = await edits.edit_segment(db, conv, seq, user, text=body.text, speaker_id=body.speaker_id)
+    seg = await corrections.edit_segment(
+        db, conv, seq, user, text=body.text, speaker_id=body.speaker_id
+    )
     people = await store.names(db, [seg.user_id])
     answer = store.segment_json(seg, people)
     await store.refresh_vtt_file(db, node.settings.data_dir, conv.id)
@@ -134,4 +139,4 @@ async def get_history(
     so what it replaced is not shown to everyone who can read the transcript."""
     conv = await visible(db, slug, user)
     await convs.require_manager(db, conv, user, "see the corrections of")
-    return {"edits": await edits.history(db, conv, seq)}
+    return {"edits": await corrections.history(db, conv, seq)}

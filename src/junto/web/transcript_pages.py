@@ -21,14 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import conversations as convs
+from junto import corrections
 from junto.conversations import ConversationError
 from junto.storage.tables import Caption, Conversation, Recording, RecordingState, Role, User
-from junto.transcripts import edits, exports, store
+from junto.transcripts import exports, store
 from junto.transcripts.exports import clock
 from junto.web import security
 from junto.web.deps import DbDep, NodeDep
+from junto.web.page_parts import STATE_LABELS
 from junto.web.render import render, render_in_thread
-from junto.web.room_page import STATE_LABELS
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,7 +81,7 @@ async def transcript_page(request: Request, slug: str, db: DbDep, node: NodeDep)
     speakers = await _speaker_choices(db, conv) if can_manage else []
     # Corrections may remove something on purpose (a slip, a private detail), so what they
     # replaced is shown to the people who manage the conversation only.
-    history = _by_seq(await edits.history(db, conv)) if can_manage else {}
+    history = _by_seq(await corrections.history(db, conv)) if can_manage else {}
     return await render_in_thread(
         request,
         "transcript.html",
@@ -315,7 +316,7 @@ async def save_segment(
     text = str(form.get("text") or "")
     speaker = str(form.get("speaker_id") or "")
     try:
-        await edits.edit_segment(
+        await corrections.edit_segment(
             db,
             conv,
             seq,

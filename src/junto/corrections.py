@@ -1,4 +1,5 @@
-"""Hosts' corrections of the final transcript: a segment's words or its speaker, with history.
+"""Hosts' corrections of the final transcript: a segment's words or its speaker, with history,
+and where a correction reaches: the snippets that show the segment and the search index.
 
 Every accepted change is stored with what it replaced (`transcript_edits`), so nothing a
 correction overwrites is lost; a refused change stores nothing at all. Corrections keep the
