@@ -25,18 +25,22 @@ HANDLER_PATHS: dict[str, str] = {
     "recording.finalize": "junto.recording.finalize:run",
     "transcript.track": "junto.transcripts.jobs:transcribe_track",
     "transcript.build": "junto.transcripts.jobs:build",
+    "transcript.ahead": "junto.transcripts.ahead:transcribe_ahead",
     "composite.render": "junto.compositing:render",
     "knowledge.extract": "junto.knowledge.jobs:extract",
     "search.index": "junto.search.jobs:index",
 }
 
 TRANSCRIPT_PRIORITY = 10
+# Transcribing pieces while they are recorded: after any ended conversation's transcript.
+AHEAD_PRIORITY = 15
 KNOWLEDGE_PRIORITY = 20
 DEFAULT_PRIORITY = 30  # the composite video, and any kind not listed (a test's, a plugin's)
 PRIORITIES: dict[str, int] = {
     "recording.finalize": TRANSCRIPT_PRIORITY,
     "transcript.track": TRANSCRIPT_PRIORITY,
     "transcript.build": TRANSCRIPT_PRIORITY,
+    "transcript.ahead": AHEAD_PRIORITY,
     "knowledge.extract": KNOWLEDGE_PRIORITY,
     "search.index": KNOWLEDGE_PRIORITY,
     "composite.render": DEFAULT_PRIORITY,

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
-from junto.jobs.queue import enqueue
+from junto.jobs.queue import enqueue, wake
 from junto.media.vp8 import is_vp8_keyframe
 from junto.recording.journal import JournalMeta, JournalWriter
 from junto.recording.recovery import FINALIZE, recover_orphans
@@ -52,6 +52,9 @@ _DEFAULT_TB = {"audio": Fraction(1, 48000), "video": Fraction(1, 90000)}
 # milliseconds; this bounds a stalled database): about 40 s of 640x480 video.
 MAX_EARLY_BYTES = 8 * 1024 * 1024
 KEYFRAME_RETRY_S = 2.0
+# junto.transcripts.ahead's job and its first look (named here: that module loads Whisper).
+AHEAD = "transcript.ahead"
+AHEAD_FIRST_S = 20.0
 OPEN_RETRIES = (0.5, 1.0, 2.0)
 
 
@@ -332,6 +335,14 @@ class Recorder:
             db.add(row)
             await db.flush()
             row.journal_path = journal_relpath(piece.room, row.id)
+            # Its transcript is made while it is recorded (junto.transcripts.ahead).
+            await enqueue(
+                db,
+                AHEAD,
+                {"recording_id": row.id},
+                conversation_id=piece.room,
+                delay_s=AHEAD_FIRST_S,
+            )
             await db.commit()
             return row.id
 
@@ -371,6 +382,9 @@ class Recorder:
                         conversation_id=piece.room,
                         unique=True,
                     )
+                    # The transcription ahead sees the piece ended and stops, now rather than
+                    # at its next look (nobody waits on a job that only postpones itself).
+                    await wake(db, AHEAD, piece.room)
                 else:
                     log.warning(
                         "recording %s was taken over while it was being recorded (a stalled "

@@ -133,8 +133,14 @@ def journal_to_webm(
     journal_path: Path,
     webm_path: Path,
     progress: Callable[[float], None] | None = None,
+    *,
+    audio_only: bool = False,
 ) -> WebmInfo:
     """Remux a journal into a WebM file (written to a temporary name, then renamed).
+
+    `audio_only` leaves the video out (a snapshot of a piece still being recorded, for its
+    transcript: junto.transcripts.ahead); the timing is the same as the whole file's, since
+    the video's first packet still counts for the piece's t = 0.
 
     Raises JournalError if the journal is unreadable, NothingRecorded if it holds no usable
     packet. `progress(fraction)` is called now and then with how far through the journal it is.
@@ -154,6 +160,8 @@ def journal_to_webm(
             dimensions = vp8_dimensions(record.data)
         if has_audio and dimensions is not None:
             break
+    if audio_only:
+        dimensions = None
     records.close()
     if count == 0:
         raise NothingRecorded(f"{journal_path} holds no usable packet")
@@ -188,11 +196,13 @@ def journal_to_webm(
             for record in _usable(records):
                 done += HEADER_SIZE + len(record.data)
                 stream = audio if record.kind == "audio" else video
-                if stream is None:
+                if stream is None and not (audio_only and record.kind == "video"):
                     continue
                 if origin is None:
                     origin = record.wall
                     started_at = datetime.fromtimestamp(origin, UTC)
+                if stream is None:
+                    continue  # left out, but it set t = 0 above, as in the whole file
                 clock = clocks.get(record.kind)
                 if clock is None:
                     clock = clocks[record.kind] = _TrackClock(origin)

@@ -8,13 +8,23 @@ run it in a worker process's thread (`asyncio.to_thread`), never on a web or rea
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
 
 from junto.config import Settings
 from junto.speech.models import is_english_only, load_model
 from junto.speech.words import from_piece
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)
@@ -38,23 +48,61 @@ def transcribe_file(
     progress: Callable[[float], None] | None = None,
     language: str | None = None,
     hotwords: str = "",
+    start_s: float = 0.0,
 ) -> list[Word]:
-    """Every word spoken in the audio of `path` (any format ffmpeg/PyAV reads, e.g. WebM).
+    """Every word spoken in the audio of `path` (any format ffmpeg/PyAV reads, e.g. WebM), from
+    `start_s` on (what came before was transcribed while the piece was recorded:
+    junto.transcripts.ahead); times are from the start of the file either way.
 
     `progress(fraction)` is called from this thread as segments are decoded (0..1 of the file's
     duration). Silence is skipped by the VAD, so cost follows speech, not length. `language`
     (e.g. the conversation's, "de") guides multilingual models; None lets them detect it.
     `hotwords` (junto.speech.vocabulary) are names and terms the speakers are likely to say.
     """
-    # Loaded once per process (junto.speech.models): a worker transcribes track after track.
-    model = load_model(model_name_or_path, settings)
+    audio = decode_16k(path)
+    return transcribe_audio(
+        audio[int(max(0.0, start_s) * SAMPLE_RATE) :],
+        model_name_or_path,
+        beam,
+        settings,
+        progress=progress,
+        language=language,
+        hotwords=hotwords,
+        offset_s=max(0.0, start_s),
+    )
+
+
+def decode_16k(path: Path | str) -> npt.NDArray[np.float32]:
+    """The audio of `path` as 16 kHz mono float32, as Whisper hears it."""
+    from faster_whisper.audio import decode_audio
+
+    return np.asarray(decode_audio(str(path), sampling_rate=SAMPLE_RATE), dtype=np.float32)
+
+
+def transcribe_audio(
+    audio: npt.NDArray[np.float32],
+    model_name_or_path: str,
+    beam: int,
+    settings: Settings,
+    *,
+    progress: Callable[[float], None] | None = None,
+    language: str | None = None,
+    hotwords: str = "",
+    offset_s: float = 0.0,
+    model: WhisperModel | None = None,
+) -> list[Word]:
+    """The words of `audio` (16 kHz mono) with times `offset_s` later than in it; `model`, if
+    given, instead of the process's shared one (junto.transcripts.ahead has its own)."""
+    if model is None:
+        # Loaded once per process (junto.speech.models): a worker transcribes track after track.
+        model = load_model(model_name_or_path, settings)
     # ".en" models know only English; telling them skips language detection on the first 30 s.
     if is_english_only(model_name_or_path):
         language = "en"
     elif language not in model.supported_languages:
         language = None  # a tag Whisper does not know: let it detect the language instead
     segments, info = model.transcribe(
-        str(path),
+        audio,
         beam_size=max(1, beam),
         language=language,
         word_timestamps=True,
@@ -75,9 +123,39 @@ def transcribe_file(
             end = max(start, float(w.end))
             if duration > 0:
                 start, end = min(start, duration), min(end, duration)
-            words.append(Word(start, end, text, float(w.probability), joins))
+            words.append(Word(start + offset_s, end + offset_s, text, float(w.probability), joins))
         if progress is not None and duration > 0:
             progress(min(1.0, float(segment.end) / duration))
     if progress is not None:
         progress(1.0)
     return words
+
+
+def settled_until(
+    audio: npt.NDArray[np.float32], from_s: float, *, pause_s: float = 1.0, keep_s: float = 2.0
+) -> float | None:
+    """Where the audio after `from_s` may be cut without cutting a word: the middle of the
+    last pause of at least `pause_s` that ends `keep_s` before the audio does (the speaker
+    may still be mid-word at the very end). None if there is no such pause, or no speech
+    after `from_s` at all (then the whole stretch is settled silence: the audio's end minus
+    `keep_s`)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    begin = int(max(0.0, from_s) * SAMPLE_RATE)
+    stretch = audio[begin:]
+    limit = len(stretch) - int(keep_s * SAMPLE_RATE)
+    if limit <= 0:
+        return None
+    # No padding: the gaps between the stretches are the pauses themselves.
+    options = VadOptions(min_silence_duration_ms=int(pause_s * 1000), speech_pad_ms=0)
+    speech = get_speech_timestamps(stretch, options)
+    if not speech:
+        return (begin + limit) / SAMPLE_RATE
+    cut: int | None = None
+    for before, after in itertools.pairwise(speech):
+        gap_end = after["start"]
+        if gap_end <= limit and gap_end - before["end"] >= pause_s * SAMPLE_RATE:
+            cut = (before["end"] + gap_end) // 2
+    if speech[-1]["end"] + pause_s * SAMPLE_RATE <= limit:
+        cut = (speech[-1]["end"] + limit) // 2  # the speaker stopped: all of it is settled
+    return None if cut is None else (begin + cut) / SAMPLE_RATE

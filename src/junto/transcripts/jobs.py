@@ -13,6 +13,7 @@ has already corrected is never overwritten by a rebuild.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import datetime
 
@@ -24,7 +25,6 @@ from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue, wake
 from junto.speech.models import unsupported_language
 from junto.speech.offline import Word, transcribe_file
-from junto.speech.vocabulary import conversation_vocabulary
 from junto.storage.tables import (
     Conversation,
     ConversationState,
@@ -38,7 +38,7 @@ from junto.storage.tables import (
     User,
 )
 from junto.storage.types import utcnow
-from junto.transcripts import merge, store, vtt
+from junto.transcripts import ahead, merge, store, vtt
 
 TRACK_KIND = "transcript.track"
 BUILD_KIND = "transcript.build"
@@ -53,12 +53,6 @@ def _payload_id(ctx: JobContext, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise JobFailed(f"expected an integer {key} in the job's payload, got {value!r}")
     return value
-
-
-def _whisper_language(tag: str) -> str | None:
-    """Whisper's code for a conversation's language tag ("en-GB" → "en"), if it looks like one."""
-    code = tag.split("-")[0].strip().lower()
-    return code if 2 <= len(code) <= 3 and code.isalpha() else None
 
 
 # ---- transcript.track -------------------------------------------------------------------------
@@ -76,9 +70,8 @@ async def transcribe_track(ctx: JobContext) -> None:
         if rec.state == RecordingState.FAILED or rec.path is None:
             raise JobFailed(f"recording #{recording_id} failed: {rec.error or 'no file'}")
         relative, has_audio, conversation_id = rec.path, rec.has_audio, rec.conversation_id
-        conv = await db.get(Conversation, rec.conversation_id)
-        language = _whisper_language(conv.language if conv is not None else "")
-        hotwords = await conversation_vocabulary(db, conversation_id)
+        wanted = await ahead.wanted_draft(db, ctx.settings, rec)
+        language, hotwords, journal_rel = wanted.language, wanted.hotwords, rec.journal_path
     if not has_audio:
         await ctx.progress(1.0, "no audio in this piece")
         return
@@ -100,6 +93,13 @@ async def transcribe_track(ctx: JobContext) -> None:
         raise JobFailed(str(exc)) from exc
     if not path.is_file():
         raise JobFailed(f"the recording file {relative} is missing")
+    # What was transcribed while the piece was recorded stands; only the rest is heard now.
+    draft, draft_file = None, None
+    with contextlib.suppress(ValueError):  # a journal path outside the data folder: no draft
+        draft_file = ahead.draft_path(ctx.settings.data_dir, journal_rel) if journal_rel else None
+    if draft_file is not None:
+        draft = await asyncio.to_thread(ahead.usable_draft, draft_file, wanted)
+    early = draft.word_list() if draft is not None else []
     await ctx.progress(0.0, "transcribing")
     model = ctx.settings.transcript_model
 
@@ -117,12 +117,20 @@ async def transcribe_track(ctx: JobContext) -> None:
         report,
         language,
         hotwords,
+        draft.upto_s if draft is not None else 0.0,
     )
     async with ctx.db() as db:
-        await save_track(db, recording_id, model, words)
+        await save_track(db, recording_id, model, early + words)
         await _wake_build(db, conversation_id, ctx.job_id)
         await db.commit()
-    await ctx.progress(1.0, f"{len(words)} words")
+    if draft is not None and draft_file is not None:
+        # Its words are the track's now; a retry transcribes the file whole.
+        await asyncio.to_thread(draft_file.unlink, True)
+        await ctx.progress(
+            1.0, f"{len(early) + len(words)} words ({len(early)} transcribed while recorded)"
+        )
+    else:
+        await ctx.progress(1.0, f"{len(words)} words")
 
 
 async def save_track(db: AsyncSession, recording_id: int, model: str, words: list[Word]) -> None:
