@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from ws_support import Client, Person, create_conversation, in_room
 
 from conftest import LiveNode, free_port
-from helpers import csrf_headers, signup
+from helpers import csrf_headers, eventually, signup
 from junto.app import build_app
 from junto.config import Settings
 from junto.events import log as room_log
@@ -88,11 +88,13 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 60
-    while not server.started:
-        assert not task.done(), "the server stopped while starting"
-        assert asyncio.get_running_loop().time() < deadline, "the server did not start"
-        await asyncio.sleep(0.05)
+
+    def started() -> bool:
+        if task.done():
+            pytest.fail("the server stopped while starting")
+        return server.started
+
+    await eventually(started, 60, what="the server to start")
     served = Served(app.state.node, LiveNode(settings.data_dir, port, {}), [])
     try:
         yield served

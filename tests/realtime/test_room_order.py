@@ -14,6 +14,7 @@ import orjson
 import pytest
 from room_support import Room, open_room
 
+from helpers import eventually
 from junto.config import Settings
 from junto.events import log as eventlog
 from junto.events.log import StoredEvent
@@ -131,7 +132,6 @@ async def test_every_connection_gets_the_same_frame_object(conv_room: Room) -> N
     await hub_of(conv_room).deliver(event)
     for _, sink in conns:
         await sink.wait_ids([event.id])
-    queued: list[object] = []
     # Fan-out shares one serialised message among all queues (no per-client encoding).
     e2, e3 = await store(conv_room, 2)
     for _, sink in conns:
@@ -139,10 +139,13 @@ async def test_every_connection_gets_the_same_frame_object(conv_room: Room) -> N
     # The writers take e2 and block sending it; e3 stays queued.
     await hub_of(conv_room).deliver(e2)
     await hub_of(conv_room).deliver(e3)
-    await asyncio.sleep(0.05)
-    for conn, _ in conns:
-        queued.extend(item[1] for item in conn._queue)
-    assert len(queued) >= 1 and all(q is queued[0] for q in queued)
+
+    def only_e3_queued() -> bool:
+        queued = [item[1] for conn, _ in conns for item in conn._queue]
+        assert len(queued) >= 1 and all(q is queued[0] for q in queued), queued
+        return True
+
+    await eventually(only_e3_queued, 2, every=0.01)
 
 
 async def test_a_stalled_connection_is_cut_off_and_the_others_carry_on(conv_room: Room) -> None:
@@ -155,8 +158,7 @@ async def test_a_stalled_connection_is_cut_off_and_the_others_carry_on(conv_room
         await hub_of(conv_room).deliver(event)
     await fast_sink.wait_ids([e.id for e in events])
     assert slow.closed and slow.close_code == 4008
-    await asyncio.sleep(0.05)
-    assert slow_sink.closed_with == 4008
+    await eventually(lambda: slow_sink.closed_with == 4008, 2, every=0.01)
     assert hub_of(conv_room).rooms[conv_room.conv.id].connection_count == 1
 
 
@@ -174,17 +176,20 @@ async def test_stage_events_update_presence(conv_room: Room) -> None:
         await db.commit()
     await hub_of(conv_room).deliver(hand)
     await sink.wait_ids([hand.id])
-    await asyncio.sleep(0.6)
-    assert room.view.picture()["hands"] == 1
+    await eventually(lambda: room.view.picture()["hands"] == 1, 3)
     await hub_of(conv_room).deliver(role)
     await sink.wait_ids([hand.id, role.id])
-    await asyncio.sleep(0.6)
-    picture = room.view.picture()
-    assert picture["on_stage"] == 1 and picture["hands"] == 0
+
+    def on_stage_and_told() -> dict[str, Any]:
+        picture = room.view.picture()
+        assert picture["on_stage"] == 1 and picture["hands"] == 0, picture
+        presence = [f for f in sink.frames if f.get("type") == "presence.state"]
+        assert presence and presence[-1]["data"]["on_stage"] == 1, presence[-1:]
+        return picture
+
+    picture = await eventually(on_stage_and_told, 3)
     assert picture["members"][0]["role"] == "speaker"
     assert hub_of(conv_room).counts(conv_room.conv.id) == (1, 1)
-    presence = [f for f in sink.frames if f.get("type") == "presence.state"]
-    assert presence[-1]["data"]["on_stage"] == 1
 
 
 async def test_a_room_cut_off_by_pub_sub_catches_up_from_the_database(conv_room: Room) -> None:

@@ -227,10 +227,6 @@ def interleave(*streams: Iterable[tuple[Any, bytes]]) -> list[tuple[Any, bytes, 
 # ---- a node's captioner fed as the SFU feeds it ---------------------------------------------
 
 
-# The caption tests' name for the harness's one polling helper.
-wait_for = eventually
-
-
 def camera_taps(media: Any, room: int, user_id: int) -> list[Callable[[str, Any], None]]:
     """The taps on `user_id`'s camera in the embedded SFU's `room` (empty until one is added)."""
     found = media.rooms.get(room)

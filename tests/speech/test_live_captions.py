@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,12 @@ from caption_support import (
     opus_packets,
     silence_packets,
     speak,
-    wait_for,
 )
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import free_port
-from helpers import csrf_headers, in_process_node, signup
+from helpers import csrf_headers, eventually, in_process_node, signup
 from junto.app import build_app
 from junto.config import Settings
 from junto.conversations import get_by_slug
@@ -116,7 +114,7 @@ async def test_the_caption_worker_is_warm_before_the_conversation_goes_live(
     async def ready() -> bool:
         return process.ready
 
-    await wait_for(ready, 60)
+    await eventually(ready, 60)
     assert node.on_air.on_air_now(conv.id) == set()  # warm, but nothing is captioned yet
 
 
@@ -131,10 +129,13 @@ async def served_node(settings: Settings) -> AsyncIterator[tuple[Node, httpx.Asy
     )
     serving = asyncio.create_task(server.serve())
     try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert not serving.done() and time.monotonic() < deadline, "the node did not start"
-            await asyncio.sleep(0.05)
+
+        def started() -> bool:
+            if serving.done():
+                pytest.fail("the node stopped while starting")
+            return server.started
+
+        await eventually(started, 60, what="the node to start")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield app.state.node, client, f"ws://127.0.0.1:{port}"
@@ -253,7 +254,7 @@ async def test_the_last_words_before_the_node_stops_are_still_captioned(
         async def ready() -> bool:
             return process.ready
 
-        await wait_for(ready, 60)
+        await eventually(ready, 60)
         await feed_camera(node.media, conv.id, me["id"], packets)
         # The node stops right after her last word.
 
