@@ -68,7 +68,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         from junto.search.vectorstore import warm
 
         one_blas_thread()
-        warming = asyncio.create_task(warm(node.db, url), name="search-warm-up")
+        warming = asyncio.create_task(warm(node.db, settings), name="search-warm-up")
         log.info(
             "junto %s node %s up: database=%s pubsub=%s media=%s",
             __version__,

@@ -1,5 +1,5 @@
 """The search.index job (replaces a conversation's passages atomically, follows deletions) and
-the process's vector index (refreshes after new passages; IVF above the exact size)."""
+the vector index finding new passages at once (the shared file: test_search_vector_file.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from sqlalchemy import delete, select
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
 from junto.search import passages as ps
-from junto.search import vectors
 from junto.search.jobs import index
 from junto.storage.tables import Conversation, SearchPassage, Snippet
 
@@ -87,27 +86,3 @@ async def test_index_job_replaces_atomically_and_follows_deletions(
     assert await rows(world, other.id) == []
     para = await search(reader, q="aquatic animals returned after a decade", limit=50)
     assert {h["conversation"] for h in para["results"]} == {conv.slug}
-
-
-def test_ivf_index_finds_what_brute_force_finds() -> None:
-    rng = np.random.default_rng(7)
-    # Clustered unit vectors, as sentence embeddings are (topics), above the exact size.
-    centres = rng.standard_normal((400, vectors.DIM)).astype(np.float32)
-    n = vectors.EXACT_BELOW + 10_000
-    data = centres[rng.integers(0, 400, n)] + 0.15 * rng.standard_normal((n, vectors.DIM)).astype(
-        np.float32
-    )
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
-    ix = vectors.VectorIndex()
-    ix.build(np.arange(n) + 1, data.astype(np.float16))
-    assert ix.is_ivf and len(ix) == n
-    hits = 0
-    for row in rng.integers(0, n, 30):
-        best = ix.search(data[row], 5)
-        hits += best[0][0] == row + 1
-    assert hits >= 28
-    # New vectors go to the exact tail and are found at once.
-    extra = rng.standard_normal((3, vectors.DIM)).astype(np.float32)
-    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
-    ix.add(np.array([10**9, 10**9 + 1, 10**9 + 2]), extra)
-    assert ix.search(extra[1], 1)[0][0] == 10**9 + 1

@@ -1,6 +1,8 @@
 """`search.index`: {"conversation_id"} re-cuts a conversation's passages, {"snippet_id"} one
 snippet's (and rewrites its captions file from the transcript as it is now). A target that no
-longer exists loses its passages (the job then succeeds)."""
+longer exists loses its passages (the job then succeeds). Each run then brings the node's
+shared vector file up to date (junto.search.vectorstore.update_file: a merge once enough new
+passages wait, a rebuild once a fifth of it was deleted)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from sqlalchemy import delete
 from junto import snippets
 from junto.jobs.context import JobContext, JobFailed
 from junto.search import passages as ps
+from junto.search import vectorstore
 from junto.storage.tables import Conversation, SearchPassage, Snippet
 
 KIND = "search.index"
@@ -23,6 +26,8 @@ async def index(ctx: JobContext) -> None:
         await _conversation(ctx, conversation_id)
     else:
         raise JobFailed("payload has neither conversation_id nor snippet_id")
+    # The passages are committed (readers already find them exactly); the file follows.
+    await vectorstore.update_file(ctx.db, vectorstore.folder_of(ctx.settings))
 
 
 async def _conversation(ctx: JobContext, conversation_id: int) -> None:

@@ -29,17 +29,16 @@ import asyncio
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from markupsafe import Markup, escape
-from sqlalchemy import and_, case, func, null, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.knowledge import store as knowledge_store
 from junto.search import keyword, lexical
 from junto.search.vectors import DIM
-from junto.search.vectorstore import store_for
 from junto.storage.tables import (
     Conversation,
     ConversationState,
@@ -61,6 +60,15 @@ CANDIDATES = 100
 FILTERED_CANDIDATES = 1000
 
 Sort = Literal["relevance", "recency", "listeners"]
+
+
+class Vectors(Protocol):
+    """Where the semantic candidates come from: junto.search.vectorstore.VectorStore (the
+    search benchmark plugs in the old numpy IVF beside it)."""
+
+    async def refresh(self, db: AsyncSession) -> None: ...
+
+    async def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ class Results:
 
 async def search(
     db: AsyncSession,
-    url: str,
+    vectors: Vectors,
     query: str,
     filters: Filters,
     sort: Sort = "relevance",
@@ -122,16 +130,17 @@ async def search(
         embedding.cancel()
         raise
     vector = await embedding
-    sem, semantic_ok = await _semantic(db, url, vector, pool)
+    sem, semantic_ok = await _semantic(db, vectors, vector, pool)
     ids = {pid for pid, _ in kw} | {pid for pid, _ in sem}
     if not ids:
         return Results(0, [], semantic_ok)
-    known = dict(sem)  # the vector index's cosines; the others' vectors come with their rows
-    rows = await _hydrate(db, list(ids), filters, {p for p, _ in kw} - known.keys())
+    # Every candidate is scored by its stored float16 vector: the index's int8 cosines are
+    # only good enough to find candidates (junto.search.vectors).
+    rows = await _hydrate(db, list(ids), filters)
     if filters.topic:
         rows = await _topic_filter(db, rows, filters.topic)
     terms = lexical.query_terms(query)
-    cosines = _cosines(rows, vector if semantic_ok else None, known)
+    cosines = _cosines(rows, vector if semantic_ok else None)
     scored = _score(rows, terms, cosines, {p for p, _ in kw}, keyword_full=len(kw) >= pool)
     # Ties (no model, or equal scores): the keyword index's order, then the newest.
     kw_rank = {pid: i for i, (pid, _) in enumerate(kw)}
@@ -177,19 +186,15 @@ def _score(
     return out
 
 
-def _cosines(rows: list[Row], vector: np.ndarray | None, known: dict[int, float]) -> np.ndarray:
-    """Each row's cosine to the query (0 without a model or an embedding): from the vector
-    index where it found the row, else from the row's stored unit float16 vector (one dot
-    product for all of them)."""
+def _cosines(rows: list[Row], vector: np.ndarray | None) -> np.ndarray:
+    """Each row's cosine to the query (0 without a model or an embedding), from the row's
+    stored unit float16 vector (one dot product for all of them)."""
     out = np.zeros(len(rows), dtype=np.float32)
     if vector is None or vector.size != DIM:
         return out
-    have: list[int] = []
-    for i, r in enumerate(rows):
-        if r.id in known:
-            out[i] = known[r.id]
-        elif r.embedding is not None and len(r.embedding) == DIM * 2:
-            have.append(i)
+    have = [
+        i for i, r in enumerate(rows) if r.embedding is not None and len(r.embedding) == DIM * 2
+    ]
     if have:
         blob = b"".join(rows[i].embedding or b"" for i in have)
         matrix = np.frombuffer(blob, dtype="<f2").reshape(len(have), DIM).astype(np.float32)
@@ -211,16 +216,14 @@ async def _embed(query: str) -> np.ndarray | None:
 
 
 async def _semantic(
-    db: AsyncSession, url: str, vector: np.ndarray | None, pool: int
+    db: AsyncSession, vectors: Vectors, vector: np.ndarray | None, pool: int
 ) -> tuple[list[tuple[int, float]], bool]:
     if vector is None:
         return [], False
     if vector.size == 0:  # nothing to look for
         return [], True
-    vectors = store_for(url)
     await vectors.refresh(db)
-    found = await asyncio.to_thread(vectors.index.search, vector, pool)
-    return found, True
+    return await vectors.search(vector, pool), True
 
 
 @dataclass(frozen=True)
@@ -244,17 +247,10 @@ class Row:
     listeners: int = 0
 
 
-async def _hydrate(
-    db: AsyncSession, ids: list[int], filters: Filters, need_vectors: set[int]
-) -> list[Row]:
-    """The candidates that may be shown: two small queries, each driven by primary keys (one
-    joined query let SQLite start from the published conversations and scan their passages).
-    Stored vectors are read only for `need_vectors` (768 bytes a row)."""
-    vectors = (
-        case((SearchPassage.id.in_(sorted(need_vectors)), SearchPassage.embedding), else_=null())
-        if need_vectors
-        else null()
-    )
+async def _hydrate(db: AsyncSession, ids: list[int], filters: Filters) -> list[Row]:
+    """The candidates that may be shown, with their stored vectors (768 bytes a row): two small
+    queries, each driven by primary keys (one joined query let SQLite start from the published
+    conversations and scan their passages)."""
     stmt = (
         select(
             SearchPassage.id,
@@ -267,7 +263,7 @@ async def _hydrate(
             User.display_name,
             Snippet.slug,
             Snippet.title,
-            vectors,
+            SearchPassage.embedding,
         )
         .outerjoin(User, User.id == SearchPassage.user_id)
         .outerjoin(Snippet, Snippet.id == SearchPassage.snippet_id)

@@ -1,189 +1,143 @@
-"""An in-memory vector index over the passages' embeddings, one per process.
+"""The vector side of search: an HNSW graph by usearch in a file, and an exact delta.
 
-Exact brute force below EXACT_BELOW vectors (10k x 384 float32 is ~0.5 ms a query). Above it,
-an IVF index built with numpy alone:
+The archive's passage vectors live in one usearch file (`FileIndex`), quantised to int8 (a
+quarter of float32: 3.7 M passages = 1.4 GB of vectors plus ~0.5 GB of graph) and opened by
+every serving process with `view=True`: the file is memory-mapped, so the node's processes
+share the kernel's page cache instead of holding a copy each (the numpy IVF it replaced kept
+5 GB resident in every process at 10,000 hours). Passages added since the file was written are
+searched exactly (`Exact`, float32 brute force) until the `search.index` job merges them in
+(junto.search.vectorstore).
 
-- the vectors are kept as float16 (half the memory of float32; 2 M passages = 1.5 GB) and, for
-  scanning, projected with PCA to REDUCED_DIM float32 dims (2 M x 128 x 4 = 1 GB);
-- k-means on a sample picks sqrt(n)-ish centroids (in the reduced space); each vector goes to
-  its nearest centroid's list, and the lists are stored contiguously (one slice per list);
-- a query scans the NPROBE nearest lists in the reduced space, then re-ranks the best
-  max(RERANK, k) by the exact dot product with the full float16 vectors.
-
-New passages arrive with higher ids: `add` appends them to a small exact "tail" that is searched
-by brute force beside the lists; when the tail passes a tenth of the index it is rebuilt.
-Deleted passages are not removed here: the caller joins candidate ids back to the table, so a
-deleted id simply finds no row (and the owner rebuilds when many have gone).
+int8 distances are approximate (about +-0.01 in cosine): the hybrid search uses the index only
+to find candidates and scores them with their stored float16 vectors (junto.search.query).
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
+from usearch.index import Index
 
 DIM = 384
-EXACT_BELOW = 50_000
-REDUCED_DIM = 128
-NPROBE = 24
-RERANK = 400
-KMEANS_SAMPLE = 40_000
-KMEANS_ITERATIONS = 8
+DTYPE = "i8"
+CONNECTIVITY = 16
+EXPANSION_ADD = 64
+# Candidates examined per query. The hybrid search asks for 100 (1,000 when filtered; usearch
+# then widens to the count asked): 200 kept recall@10 >= 0.95 on the benchmark's archive.
+EXPANSION_SEARCH = 200
 
 
 def one_blas_thread() -> None:
     """Let numpy's BLAS use one thread in this process (the node's web process calls it).
 
     OpenBLAS splits even a matrix-vector product over every core and its threads spin-wait
-    afterwards: in a process serving concurrent requests that bought nothing and cost a lot (the
-    IVF scan of one query went from 1.7 ms to 13-30 ms at p95 on 2 cores, 10,000 hours). The
-    price is a slower index build in the background (31 -> 51 s at 10,000 hours), which also
-    leaves a core free for requests while it runs."""
+    afterwards: in a process serving concurrent requests that bought nothing and cost a lot (a
+    scan of one query went from 1.7 ms to 13-30 ms at p95 on 2 cores, 10,000 hours). Parallelism
+    comes from concurrent requests and worker processes instead."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    out: np.ndarray = x / norms
-    return out
+def new_index(dtype: str = DTYPE) -> Index:
+    return Index(
+        ndim=DIM,
+        metric="cos",
+        dtype=dtype,
+        connectivity=CONNECTIVITY,
+        expansion_add=EXPANSION_ADD,
+        expansion_search=EXPANSION_SEARCH,
+    )
 
 
-class VectorIndex:
-    """Thread-safe: searches run in worker threads while the owner adds new rows."""
+def load_for_writing(path: Path) -> Index:
+    """A saved index read whole into memory, to add to and save again."""
+    index = Index.restore(
+        str(path), view=False, connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD
+    )
+    if index is None:
+        raise ValueError(f"{path} is not a usearch index")
+    return index
+
+
+class FileIndex:
+    """A saved usearch index opened read-only and memory-mapped.
+
+    usearch gives a single-query search one scratch context (thread 0), so two Python threads
+    searching one index at once would share it: searches are serialised by a lock (each takes
+    about a millisecond)."""
+
+    def __init__(self, path: Path) -> None:
+        # No key -> slot table: searching never looks a key up, and the table would be built
+        # in each process's private memory (tens of MB at millions of passages).
+        index = Index.restore(
+            str(path),
+            view=True,
+            enable_key_lookups=False,
+            expansion_search=EXPANSION_SEARCH,  # not stored in the file
+        )
+        if index is None:
+            raise ValueError(f"{path} is not a usearch index")
+        self.index = index
+        self.path = path
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, cosines) of the k nearest, best first (cosines from int8: approximate)."""
+        if len(self.index) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        with self._lock:
+            found = self.index.search(q, k, threads=1)
+        ids = np.asarray(found.keys, dtype=np.int64)
+        return ids, 1.0 - np.asarray(found.distances, dtype=np.float32)
+
+
+class Exact:
+    """Brute force over float32 vectors: the passages the file does not hold yet (and, on a
+    node whose file has not been written, every passage). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.ids = np.zeros(0, dtype=np.int64)  # in list order (the rows of `reduced`)
-        self.full = np.zeros((0, DIM), dtype=np.float16)  # in the order given to build()
-        self.full_ids = np.zeros(0, dtype=np.int64)  # the ids of `full`'s rows
-        self.perm = np.zeros(0, dtype=np.int64)  # list position -> row of `full`
-        # IVF parts (None while exact):
-        self.mean: np.ndarray | None = None
-        self.basis: np.ndarray | None = None  # (DIM, REDUCED_DIM)
-        self.centroids: np.ndarray | None = None  # (nlist, REDUCED_DIM)
-        self.reduced: np.ndarray | None = None  # (n, REDUCED_DIM) float32, list order
-        self.offsets = np.zeros(1, dtype=np.int64)  # list i = rows offsets[i]:offsets[i+1]
-        # Exact part: everything while small, the newcomers once IVF is built.
-        self.tail_ids = np.zeros(0, dtype=np.int64)
-        self.tail = np.zeros((0, DIM), dtype=np.float32)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.vectors = np.zeros((0, DIM), dtype=np.float32)
 
     def __len__(self) -> int:
-        return int(self.ids.size + self.tail_ids.size)
-
-    @property
-    def is_ivf(self) -> bool:
-        return self.centroids is not None
-
-    def build(self, ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> None:
-        """Index these (ids, float16/float32 vectors), replacing whatever was there."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if ids.size < EXACT_BELOW:
-            with self._lock:
-                self.__init__()  # type: ignore[misc]
-                self.tail_ids = ids.copy()
-                self.tail = np.asarray(vectors, dtype=np.float32).copy()
-            return
-        parts = _train_ivf(ids, vectors, seed)
-        with self._lock:
-            (self.ids, self.perm, self.mean, self.basis, self.centroids, self.reduced,
-             self.offsets) = parts  # fmt: skip
-            self.full = np.asarray(vectors, dtype=np.float16)
-            self.full_ids = ids
-            self.tail_ids = np.zeros(0, dtype=np.int64)
-            self.tail = np.zeros((0, DIM), dtype=np.float32)
+        return int(self.ids.size)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         with self._lock:
-            self.tail_ids = np.concatenate([self.tail_ids, np.asarray(ids, dtype=np.int64)])
-            self.tail = np.vstack([self.tail, np.asarray(vectors, dtype=np.float32)])
+            self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
+            self.vectors = np.vstack([self.vectors, np.asarray(vectors, dtype=np.float32)])
 
-    def needs_rebuild(self) -> bool:
-        if self.is_ivf:
-            return self.tail_ids.size > max(EXACT_BELOW, self.ids.size // 10)
-        return self.tail_ids.size >= EXACT_BELOW
+    def drop_through(self, last_id: int) -> None:
+        """Forget the ids up to last_id (a new file holds them now)."""
+        with self._lock:
+            keep = self.ids > last_id
+            self.ids = self.ids[keep]
+            self.vectors = self.vectors[keep]
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The k nearest (id, cosine) to a unit query vector, best first."""
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         with self._lock:
-            cand_ids: list[np.ndarray] = []
-            cand_scores: list[np.ndarray] = []
-            if self.tail_ids.size:
-                cand_ids.append(self.tail_ids)
-                cand_scores.append(self.tail @ q)
-            if self.centroids is not None:
-                i, s = self._ivf(q, k)
-                cand_ids.append(i)
-                cand_scores.append(s)
-        if not cand_ids:
-            return []
-        all_ids = np.concatenate(cand_ids)
-        scores = np.concatenate(cand_scores)
+            ids, scores = self.ids, self.vectors @ q
         if scores.size > k:
             top = np.argpartition(-scores, k)[:k]
-        else:
-            top = np.arange(scores.size)
-        top = top[np.argsort(-scores[top])]
-        return [(int(all_ids[t]), float(scores[t])) for t in top]
-
-    def _ivf(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self.mean is not None and self.basis is not None
-        assert self.centroids is not None and self.reduced is not None
-        rq = (q - self.mean) @ self.basis
-        nearest = np.argpartition(-(self.centroids @ rq), NPROBE)[:NPROBE]
-        rows = [np.arange(self.offsets[c], self.offsets[c + 1]) for c in nearest]
-        idx = np.concatenate(rows)
-        approx = np.concatenate(
-            [self.reduced[self.offsets[c] : self.offsets[c + 1]] @ rq for c in nearest]
-        )
-        rerank = max(RERANK, k)
-        if approx.size > rerank:
-            keep = np.argpartition(-approx, rerank)[:rerank]
-            idx = idx[keep]
-        exact = self.full[self.perm[idx]].astype(np.float32) @ q
-        return self.ids[idx], exact
+            return ids[top], scores[top]
+        return ids, scores
 
 
-def _train_ivf(
-    ids: np.ndarray, vectors: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    n = ids.size
-    full = np.asarray(vectors, dtype=np.float16)  # no copy when given float16
-    sample = full[rng.choice(n, size=min(n, KMEANS_SAMPLE), replace=False)].astype(np.float32)
-    mean = sample.mean(axis=0)
-    # PCA: the directions that carry most of the variance keep most of the dot product.
-    _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
-    basis = np.ascontiguousarray(vt[:REDUCED_DIM].T, dtype=np.float32)
-    reduced = np.empty((n, REDUCED_DIM), dtype=np.float32)
-    for lo in range(0, n, 65_536):
-        reduced[lo : lo + 65_536] = (full[lo : lo + 65_536].astype(np.float32) - mean) @ basis
-    nlist = int(min(2048, max(64, np.sqrt(n))))
-    rs = (sample - mean) @ basis
-    centroids = rs[rng.choice(rs.shape[0], size=nlist, replace=False)].copy()
-    for _ in range(KMEANS_ITERATIONS):
-        assign = _nearest(rs, centroids)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, assign, rs)
-        counts = np.bincount(assign, minlength=nlist)
-        filled = counts > 0
-        centroids[filled] = sums[filled] / counts[filled, None]
-    assign = np.concatenate(
-        [_nearest(reduced[lo : lo + 65_536], centroids) for lo in range(0, n, 65_536)]
-    )
-    order = np.argsort(assign, kind="stable")
-    offsets = np.zeros(nlist + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(np.bincount(assign, minlength=nlist))
-    # The full vectors stay in their given order (`order` maps to them): a sorted copy would
-    # double the largest array while building.
-    return (ids[order], order, mean, basis, centroids, reduced[order], offsets)
-
-
-def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    # argmin ||x - c||^2 = argmax (x.c - |c|^2 / 2)
-    scores = x @ centroids.T - 0.5 * (centroids * centroids).sum(axis=1)
-    out: np.ndarray = scores.argmax(axis=1)
-    return out
+def best(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> list[tuple[int, float]]:
+    """The k best (id, cosine) over several (ids, cosines) parts, best first."""
+    if not parts:
+        return []
+    ids = np.concatenate([i for i, _ in parts])
+    scores = np.concatenate([s for _, s in parts])
+    top = np.argpartition(-scores, k)[:k] if scores.size > k else np.arange(scores.size)
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(ids[t]), float(scores[t])) for t in top]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from junto.search import keyword
 from junto.search.query import Filters, Results, Sort, search
+from junto.search.vectorstore import node_store
 from junto.web.conversations_api import _errors
 from junto.web.deps import DbDep, NodeDep
 from junto.web.security import ApiError
@@ -153,7 +154,6 @@ async def search_api(
         date_to=date_to,
     )
     sort_by: Sort = sort
-    url = node.settings.effective_database_url
-    results = await search(db, url, text, filters, sort_by, limit, offset)
+    results = await search(db, node_store(node.settings), text, filters, sort_by, limit, offset)
     return SearchOut(query=text, total=results.total, semantic=results.semantic,
                      results=hit_json(results))  # fmt: skip

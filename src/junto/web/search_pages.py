@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from junto.search.query import Filters, Results, Sort, search
+from junto.search.vectorstore import node_store
 from junto.web.deps import DbDep, NodeDep
 from junto.web.render import render
 from junto.web.search_api import MAX_LIMIT, MAX_OFFSET, bad, check
@@ -60,8 +61,9 @@ async def search_page(request: Request, db: DbDep, node: NodeDep) -> HTMLRespons
             filters = Filters(base.speaker, base.topic, _date("From", form["from"]),
                               _date("To", form["to"]), base.language)  # fmt: skip
             sort: Sort = form["sort"] if form["sort"] in SORTS else "relevance"  # type: ignore[assignment]
-            url = node.settings.effective_database_url
-            results = await search(db, url, text, filters, sort, min(PAGE, MAX_LIMIT), offset)
+            results = await search(
+                db, node_store(node.settings), text, filters, sort, min(PAGE, MAX_LIMIT), offset
+            )
         except ApiError as exc:
             error, status = exc.message, exc.status
     more = results is not None and results.total > offset + PAGE
