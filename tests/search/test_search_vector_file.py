@@ -169,3 +169,16 @@ def test_the_file_finds_what_exhaustive_ranking_finds(tmp_path: Path) -> None:
         top = ids[np.argsort(-(data[ids - 1] @ q))[:10]]
         found += len(exact & set(top.tolist()))
     assert found / (10 * len(queries)) >= 0.95
+
+
+def test_a_process_that_opens_the_vectors_first_can_still_embed_queries() -> None:
+    """The web process imports the search modules at start and loads the embedder later, on
+    its first search: usearch loaded before onnxruntime used to crash it (SIGSEGV)."""
+    run = subprocess.run(
+        [sys.executable, "-c", "import junto.search.vectorstore\n"
+         "from junto.knowledge.embeddings import get_embedder\n"
+         "print(get_embedder().embed(['where is the harbour']).shape)"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert run.stdout.strip() == "(1, 384)"

@@ -14,11 +14,18 @@ to find candidates and scores them with their stored float16 vectors (junto.sear
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
+
+# onnxruntime (the embedder's) must be loaded before usearch: importing onnxruntime 1.32 after
+# usearch 2.26's compiled module crashes the process (SIGSEGV, measured here), and every
+# process that searches embeds queries too.
+with contextlib.suppress(ImportError):
+    import onnxruntime  # noqa: F401
+from usearch.index import Index as Index  # re-exported: import usearch through here only
 
 DIM = 384
 DTYPE = "i8"

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from usearch.index import Index
 
 from junto.config import Settings
 from junto.search.vectors import (
@@ -40,6 +39,7 @@ from junto.search.vectors import (
     DTYPE,
     Exact,
     FileIndex,
+    Index,
     best,
     load_for_writing,
     new_index,
