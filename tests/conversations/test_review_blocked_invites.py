@@ -5,7 +5,7 @@ from __future__ import annotations
 from conv_support import World, world_fixture  # noqa: F401 - fixture
 
 from junto import conversations
-from junto.realtime.actions import dispatch
+from junto.room.actions import dispatch
 from junto.storage.tables import Participant, Role, User
 
 

@@ -255,6 +255,6 @@ async def test_a_viewer_who_never_answers_gives_back_the_seat(
 
 def test_every_media_error_code_is_a_protocol_error_code() -> None:
     from junto.media.base import MediaErrorCode
-    from junto.realtime.protocol import ErrorCode
+    from junto.room.protocol import ErrorCode
 
     assert {c.value for c in MediaErrorCode} <= {c.value for c in ErrorCode}

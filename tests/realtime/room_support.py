@@ -22,7 +22,7 @@ from junto.app import build_app
 from junto.config import Settings
 from junto.events.log import StoredEvent
 from junto.node import Node
-from junto.realtime.actions import dispatch
+from junto.room.actions import dispatch
 from junto.storage.tables import (
     BackchannelPost,
     ChatMessage,

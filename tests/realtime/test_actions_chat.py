@@ -11,7 +11,7 @@ from room_support import Room, open_room, room_fixture  # noqa: F401 - the `room
 
 from junto.config import Settings
 from junto.events.log import StoredEvent
-from junto.realtime.actions import ActionError, snapshot
+from junto.room.actions import ActionError, snapshot
 from junto.storage.tables import ConversationState, Role
 
 SCRIPT = '<script>alert("pwned")</script><img src=x onerror="alert(1)">'

@@ -6,7 +6,7 @@ import pytest
 from room_support import Room, open_room, room_fixture  # noqa: F401 - the `room` fixture
 
 from junto.config import Settings
-from junto.realtime.actions import ActionError, snapshot, viewer_info
+from junto.room.actions import ActionError, snapshot, viewer_info
 from junto.storage.tables import ConversationState, Role, User, Visibility
 
 

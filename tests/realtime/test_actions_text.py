@@ -1,10 +1,10 @@
-"""Plain-text rules (junto.realtime.text) and client frame validation (junto.realtime.protocol)."""
+"""Plain-text rules (junto.room.text) and client frame validation (junto.room.protocol)."""
 
 from __future__ import annotations
 
 import pytest
 
-from junto.realtime.protocol import (
+from junto.room.protocol import (
     ActionError,
     ChatSend,
     RoomSettings,
@@ -13,7 +13,7 @@ from junto.realtime.protocol import (
     parse_client_frame,
     ref_of,
 )
-from junto.realtime.text import clean_text, extract, normalise_tag
+from junto.room.text import clean_text, extract, normalise_tag
 
 
 def test_hashtags_are_lower_cased_unique_and_need_a_boundary() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpers import csrf_headers, guest
 from junto.config import Settings
-from junto.realtime.protocol import ActionError
+from junto.room.protocol import ActionError
 from junto.storage.engine import PoolTimeout
 
 WAIT_S = 0.5

@@ -7,7 +7,7 @@ from room_support import open_room
 
 from junto import conversations
 from junto.config import Settings
-from junto.realtime.actions import ActionError
+from junto.room.actions import ActionError
 from junto.storage.tables import Role, Visibility
 
 

@@ -458,7 +458,7 @@ class Room:
         try:
             data = orjson.loads(frame)["data"]
             if event_type == "stage.role":
-                # A role change also lowers the hand (junto.realtime.actions._set_role).
+                # A role change also lowers the hand (junto.room.stage._set_role).
                 changed = self.view.patch(
                     int(data["user"]["id"]), role=str(data["role"]), hand_raised=False
                 )

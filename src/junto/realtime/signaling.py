@@ -27,9 +27,9 @@ import orjson
 
 from junto.media import ice_servers
 from junto.media.base import MediaBackend, MediaError, Publication, SubscriptionOffer
-from junto.realtime import protocol as p
 from junto.realtime.connection import Connection, Message, control, error, message
 from junto.realtime.presence import COALESCE_SECONDS, Throttle
+from junto.room import protocol as p
 from junto.storage.tables import (
     Conversation,
     ConversationState,

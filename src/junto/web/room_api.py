@@ -17,10 +17,10 @@ from starlette.responses import JSONResponse
 from junto import conversations
 from junto.events import log as room_log
 from junto.events.log import StoredEvent
-from junto.realtime import actions
-from junto.realtime.protocol import BODY_HARD_MAX, MAX_ROW_ID, REACTION_KINDS, ActionError
-from junto.realtime.text import normalise_tag
-from junto.realtime.views import backchannel_page, chat_page
+from junto.room import actions
+from junto.room.protocol import BODY_HARD_MAX, MAX_ROW_ID, REACTION_KINDS, ActionError
+from junto.room.text import normalise_tag
+from junto.room.views import backchannel_page, chat_page
 from junto.storage.tables import Conversation, User
 from junto.web.conversations_api import answering
 from junto.web.deps import DbDep, NodeDep, hand_over

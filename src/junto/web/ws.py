@@ -25,13 +25,13 @@ from junto import accounts, conversations, strict_json
 from junto.events import log as eventlog
 from junto.node import Node
 from junto.ratelimit import AddressConnections
-from junto.realtime import actions
-from junto.realtime import protocol as p
 from junto.realtime.connection import Connection, Message, control, error, message
 from junto.realtime.hub import Hub
 from junto.realtime.presence import Present
 from junto.realtime.room import Room
 from junto.realtime.signaling import MediaSession
+from junto.room import actions
+from junto.room import protocol as p
 from junto.storage.tables import Conversation, ConversationState, Role, User
 from junto.web import security
 from junto.web.deps import get_node

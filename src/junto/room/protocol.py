@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 PROTOCOL_VERSION = 1
 
 # The longest text a frame may carry at all; the per-stream limits (settings.limits) are lower
-# and are checked by junto.realtime.actions so that they can be configured per node.
+# and are checked by junto.room.actions so that they can be configured per node.
 BODY_HARD_MAX = 16_384
 
 # JavaScript clients cannot represent integers above 2**53 exactly (event ids, BIGINT).
@@ -206,7 +206,7 @@ RoomAction = (
 
 
 # ---- media signaling (docs/protocol.md, "Media signaling"): not stored, handled by
-# junto.realtime.signaling rather than junto.realtime.actions ----------------------------------
+# junto.realtime.signaling rather than junto.room.actions ----------------------------------
 
 # An SDP blob; the frame limit (ws_message_max_bytes) bounds it too.
 Sdp = Annotated[str, Field(min_length=1, max_length=12_288)]

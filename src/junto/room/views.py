@@ -1,6 +1,6 @@
 """What clients see of the room: messages, posts and the stage as protocol dicts, and snapshots.
 
-The same serialisers build the room events (junto.realtime.actions), the `snapshot` frame and
+The same serialisers build the room events (junto.room.actions), the `snapshot` frame and
 the REST mirror (junto.web.room_api), so a late reader and a live client see identical objects.
 Deleted messages and posts stay in the database for moderation audits but never appear here.
 """
