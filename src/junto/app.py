@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -64,6 +65,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             node.workers = WorkerPool(settings)
             await node.workers.start()
         app.state.node = node
+        housekeeping = _start_housekeeping(node)
         from junto.search.vectors import one_blas_thread
         from junto.search.vectorstore import warm
 
@@ -80,9 +82,11 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            warming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await warming
+            for task in (warming, housekeeping):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await node.hub.stop()
             if node.on_air is not None:
                 await node.on_air.stop()  # closes every recording piece and caption stream
@@ -116,6 +120,18 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.add_middleware(BusyGuard)
     app.add_middleware(AnonymousGZip)  # outermost: compresses the finished response
     return app
+
+
+def _start_housekeeping(node: Node) -> asyncio.Task[None] | None:
+    """Every process keeps the next `housekeeping.sweep` queued (junto.housekeeping); the
+    scheduling is locked, so several processes queue one sweep, not one each."""
+    minutes = node.settings.housekeeping_minutes
+    if minutes <= 0:
+        return None
+    from junto.housekeeping import keep_scheduled
+
+    every = timedelta(minutes=minutes)
+    return asyncio.create_task(keep_scheduled(node.db, every), name="housekeeping")
 
 
 async def _start_capture(node: Node) -> None:

@@ -152,6 +152,11 @@ class Settings:
     llm_model: str = "default"
     llm_api_key: str = field(default="", repr=False)  # a Bearer token; never logged
     llm_timeout_s: float = 60.0
+    # Housekeeping (junto.housekeeping): a sweep queued about every this many minutes (0: never)
+    # deletes expired sessions and reset tokens, the files of deleted conversations, and guests
+    # quiet for `guest_idle_days` who wrote nothing that must be kept.
+    housekeeping_minutes: float = 15.0
+    guest_idle_days: float = 30.0
 
     @property
     def base_url(self) -> str:
@@ -240,6 +245,8 @@ def load_settings() -> Settings:
         llm_model=_env("LLM_MODEL", "default"),
         llm_api_key=_env("LLM_API_KEY", ""),
         llm_timeout_s=float(_env("LLM_TIMEOUT", "60")),
+        housekeeping_minutes=float(_env("HOUSEKEEPING_MINUTES", "15")),
+        guest_idle_days=float(_env("GUEST_IDLE_DAYS", "30")),
     )
 
 
@@ -268,6 +275,8 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         "LLM_MODEL": settings.llm_model,
         "LLM_API_KEY": settings.llm_api_key,
         "LLM_TIMEOUT": str(settings.llm_timeout_s),
+        "HOUSEKEEPING_MINUTES": str(settings.housekeeping_minutes),
+        "GUEST_IDLE_DAYS": str(settings.guest_idle_days),
     }
     return {ENV_PREFIX + name: value for name, value in env.items()}
 

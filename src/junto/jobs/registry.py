@@ -29,6 +29,7 @@ HANDLER_PATHS: dict[str, str] = {
     "composite.render": "junto.compositing:render",
     "knowledge.extract": "junto.knowledge.jobs:extract",
     "search.index": "junto.search.jobs:index",
+    "housekeeping.sweep": "junto.housekeeping:run",
 }
 
 TRANSCRIPT_PRIORITY = 10
@@ -36,6 +37,7 @@ TRANSCRIPT_PRIORITY = 10
 AHEAD_PRIORITY = 15
 KNOWLEDGE_PRIORITY = 20
 DEFAULT_PRIORITY = 30  # the composite video, and any kind not listed (a test's, a plugin's)
+HOUSEKEEPING_PRIORITY = 40  # never urgent: when nothing people wait for is queued
 PRIORITIES: dict[str, int] = {
     "recording.finalize": TRANSCRIPT_PRIORITY,
     "transcript.track": TRANSCRIPT_PRIORITY,
@@ -44,6 +46,7 @@ PRIORITIES: dict[str, int] = {
     "knowledge.extract": KNOWLEDGE_PRIORITY,
     "search.index": KNOWLEDGE_PRIORITY,
     "composite.render": DEFAULT_PRIORITY,
+    "housekeeping.sweep": HOUSEKEEPING_PRIORITY,
 }
 
 _registered: dict[str, Handler] = {}
