@@ -1,8 +1,20 @@
-"""Synthetic spoken English for the search benchmark: topics, vocabularies, sentence templates.
+"""Synthetic spoken English for the search benchmark: topics, a long-tailed vocabulary, varied
+sentence shapes, and the queries.
 
-Every topic has its own nouns, verbs and adjectives; sentences are drawn from ~40 templates
-(statements, questions, opinions, numbers, names), so passages read like varied talk and the
-keyword index sees a long-tailed vocabulary rather than a handful of repeated words.
+Every conversation is about two of 20 topics, each with its own nouns, verbs and adjectives, so
+paraphrase queries have something to find by meaning. Around them, speakers use the rest of
+English with a Zipf-like frequency: the vocabulary is the whole words of the MiniLM
+tokenizer's vocabulary (real English words in roughly frequency order, used as the ranks; the
+first 400, mostly function words, left out) plus a plural form of most of them, about 32,000
+word forms; the word of rank r is drawn with probability proportional to 1 / r, so a few words
+are everywhere and most are rare, as in speech. A sentence's everyday words are slots
+(`SLOT`): they are drawn again every time the archive uses the sentence (`Filler`), so the
+archive holds the whole long tail while only a pool of sentences is embedded for real (the
+vector is the pooled sentence's: its topic words, which carry its meaning, stay).
+
+Sentences come in several shapes: short replies, the topic templates with a clause of everyday
+words added, long compound sentences of two to four clauses, questions, lists, and filler words
+("you know", "I mean"), from 1 to about 50 words.
 """
 
 from __future__ import annotations
@@ -147,7 +159,131 @@ TEMPLATES = [
 DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 
 
-def sentence(rng: random.Random, topic: str) -> str:
+ZIPF_S = 1.0
+SKIP_RANKS = 400
+SLOT = "\x01"
+FILLERS = ["you know,", "I mean,", "well,", "like,", "sort of", "um,", "honestly,", "basically,"]
+REPLIES = ["Yes.", "Right.", "Exactly.", "No, not really.", "Okay.", "Sure.", "Hmm.",
+           "That's true.", "I agree.", "Go on."]  # fmt: skip
+SUBJECTS = ["I", "we", "they", "you", "she", "he", "people", "nobody", "everyone", "my neighbour"]
+LINKS = ["and", "but", "because", "so", "although", "while", "until", "unless", "and then"]
+PREPOSITIONS = ["in", "with", "after", "before", "near", "about", "without", "under", "for"]
+VERBS = ("found saw wanted needed bought fixed lost moved kept shared tried changed noticed "
+         "remember like hate mention explain build carry check follow ignore").split()  # fmt: skip
+_STOP = set("the and was for with that his from her she you had were but this are not they one "
+            "which have him been would has their also its who all when there can more into "
+            "other some what time out only than then them two after could first made over "
+            "most about did these many where may well any new just like".split())  # fmt: skip
+
+
+def vocabulary() -> list[str]:
+    """About 40,000 English word forms in frequency-rank order (module docstring)."""
+    import json
+    import re
+
+    from junto.knowledge.embeddings import _tokenizer_file
+
+    vocab = json.loads(_tokenizer_file().read_text())["model"]["vocab"]
+    from junto.search.keyword import STOPWORDS
+
+    base = [
+        w
+        for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])
+        if re.fullmatch(r"[a-z]{3,}", w) and w not in _STOP and w not in STOPWORDS
+    ]
+    base = base[SKIP_RANKS:]  # fmt: skip
+    words: list[str] = []
+    for w in base:  # each word, then its plural a little further down the ranks
+        words.append(w)
+        if len(w) > 3 and not w.endswith(("s", "y", "ing", "ed")):
+            words.append(w + "s")
+    return words
+
+
+class Filler:
+    """Fills a sentence's slots with words drawn by Zipf rank (numpy: millions of draws)."""
+
+    def __init__(self, seed: int = 5) -> None:
+        import numpy as np
+
+        self.words = vocabulary()
+        weights = 1.0 / np.arange(1, len(self.words) + 1) ** ZIPF_S
+        self.cumulative = np.cumsum(weights) / weights.sum()
+        self.np_rng = np.random.default_rng(seed)
+        self._drawn: list[str] = []
+
+    def draw(self) -> str:
+        if not self._drawn:
+            import numpy as np
+
+            ranks = np.searchsorted(self.cumulative, self.np_rng.random(100_000))
+            self._drawn = [self.words[min(int(r), len(self.words) - 1)] for r in ranks]
+        return self._drawn.pop()
+
+    def fill(self, text: str) -> str:
+        if SLOT not in text:
+            return text
+        parts = text.split(SLOT)
+        out = [parts[0]]
+        for p in parts[1:]:
+            out += [self.draw(), p]
+        return "".join(out)
+
+
+class Speech:
+    """Sentences of every shape, with slots for the long tail's words."""
+
+    def __init__(self, seed: int = 5) -> None:
+        self.rng = random.Random(seed)
+
+    def word(self) -> str:
+        return SLOT
+
+    def noun(self, topic: str) -> str:
+        """Half the time the topic's own word, else any word of the long tail."""
+        return self.rng.choice(TOPICS[topic][0]) if self.rng.random() < 0.5 else self.word()
+
+    def clause(self, topic: str) -> str:
+        rng = self.rng
+        _, verbs, adjectives = TOPICS[topic]
+        verb = rng.choice(verbs) if rng.random() < 0.5 else rng.choice(VERBS)
+        parts = [rng.choice([*SUBJECTS, rng.choice(NAMES)]), verb, "the"]
+        if rng.random() < 0.4:
+            parts.append(rng.choice(adjectives) if rng.random() < 0.5 else self.word())
+        parts.append(self.noun(topic))
+        if rng.random() < 0.6:
+            parts += [rng.choice(PREPOSITIONS), "the", self.noun(topic)]
+        if rng.random() < 0.2:
+            parts.insert(1, rng.choice(FILLERS))
+        return " ".join(parts)
+
+    def sentence(self, topic: str) -> str:
+        rng = self.rng
+        shape = rng.random()
+        if shape < 0.08:  # a short reply
+            text = rng.choice(REPLIES)
+            return text if rng.random() < 0.5 else f"{text[:-1]}, {self.noun(topic)}."
+        if shape < 0.40:  # a topic template with everyday words around it
+            text = template(rng, topic)
+            if rng.random() < 0.6:
+                extra = f" {rng.choice(LINKS)} {self.clause(topic)}."
+                text = text[:-1] + extra
+            return text
+        if shape < 0.70:  # a long compound sentence
+            clauses = [self.clause(topic) for _ in range(rng.randint(2, 4))]
+            text = clauses[0]
+            for c in clauses[1:]:
+                text += f", {rng.choice(LINKS)} {c}"
+            return text[0].upper() + text[1:] + "."
+        if shape < 0.85:  # a question
+            text = f"{rng.choice(['Did', 'Why did', 'When did', 'How did'])} {self.clause(topic)}"
+            return text + "?"
+        # a list
+        items = [self.noun(topic) for _ in range(rng.randint(3, 6))]
+        return f"We need {', '.join(items[:-1])} and {items[-1]}."
+
+
+def template(rng: random.Random, topic: str) -> str:
     nouns, verbs, adjectives = TOPICS[topic]
     n, n2, n3 = rng.sample(nouns, 3)
     return rng.choice(TEMPLATES).format(
@@ -157,20 +293,44 @@ def sentence(rng: random.Random, topic: str) -> str:
 
 
 def pool(size: int, seed: int = 5) -> tuple[list[str], list[str]]:
-    """`size` distinct sentences and the topic of each, spread evenly over the topics."""
-    rng = random.Random(seed)
+    """`size` distinct sentences (with slots) and the topic of each, spread evenly over the
+    topics."""
+    speech = Speech(seed)
     texts: list[str] = []
     topics: list[str] = []
     seen: set[str] = set()
     names = list(TOPICS)
     while len(texts) < size:
         topic = names[len(texts) % len(names)]
-        text = sentence(rng, topic)
+        text = speech.sentence(topic)
         if text not in seen:
             seen.add(text)
             texts.append(text)
             topics.append(topic)
     return texts, topics
+
+
+def word_queries(texts: list[str], count: int = 20, seed: int = 11) -> list[str]:
+    """Queries of one to three words taken from the archive's own sentences, mostly from its
+    long tail (words in fewer than 1 % of the sentences), as people search for a name or a
+    thing they heard."""
+    import re
+
+    rng = random.Random(seed)
+    df: dict[str, int] = {}
+    for t in texts:
+        for w in set(re.findall(r"[a-z]{4,}", t.lower())):
+            df[w] = df.get(w, 0) + 1
+    rare = sorted(w for w, n in df.items() if n < max(2, len(texts) // 100) and w not in _STOP)
+    common = sorted(w for w, n in df.items() if n >= len(texts) // 100 and w not in _STOP)
+    out: list[str] = []
+    while len(out) < count and rare:
+        k = rng.randint(1, 3)
+        words = rng.sample(rare, min(k, len(rare)))
+        if common and rng.random() < 0.3:
+            words.append(rng.choice(common))
+        out.append(" ".join(words))
+    return out
 
 
 # Queries people type: words from the talk, and paraphrases that share no content word with it.
