@@ -5,6 +5,7 @@ On SQLite and PostgreSQL, through a real node, real job worker and real files.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
@@ -274,3 +275,12 @@ async def test_several_processes_queue_one_sweep_between_them(
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_running_node_queues_the_sweep_by_itself(settings: Settings) -> None:
+    """Wired into the node's start: with a short interval, a sweep is queued without anyone
+    asking."""
+    quick = dataclasses.replace(settings, housekeeping_minutes=0.005)  # 0.3 s
+    async with in_process_node(quick):
+        queued = await eventually(quick, lambda jobs: len(jobs) >= 1)
+    assert len(queued) == 1 and queued[0].state == JobState.QUEUED

@@ -195,8 +195,8 @@ async def _orphan_conversation_folders(db: AsyncSession, data_dir: Path) -> int:
     conversations whose row is gone. Nothing is written there before the conversation's row
     exists, so a folder without its row is garbage; each is checked again just before it
     goes."""
-    folders = {int(p.name): p for p in await asyncio.to_thread(_folders, data_dir / "recordings")
-               if p.name.isdigit()}  # fmt: skip
+    found = await asyncio.to_thread(_folders, data_dir / "recordings")
+    folders = {int(p.name): p for p in found if p.name.isdigit()}
     removed = 0
     for conversation_id, folder in sorted(folders.items()):
         found = await db.scalar(select(Conversation.id).where(Conversation.id == conversation_id))
