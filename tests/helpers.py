@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 import httpx
 import pytest
@@ -52,14 +52,36 @@ class MonotonicClock:
         await asyncio.sleep(seconds)
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Awaitable[T]],
+    timeout: float = ...,
+    *,
+    what: str = ...,
+    every: float = ...,
+    clock: Clock | None = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T],
+    timeout: float = ...,
+    *,
+    what: str = ...,
+    every: float = ...,
+    clock: Clock | None = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     timeout: float = 10.0,
     *,
     what: str = "",
     every: float = 0.05,
     clock: Clock | None = None,
-) -> T:
+) -> Any:
     """Call `check` (plain or async) until it returns something true, and return that.
 
     A check may also assert: an AssertionError means "not yet", and the last one is raised at
@@ -70,7 +92,7 @@ async def eventually(
     while True:
         try:
             result = check()
-            value: T = await result if inspect.isawaitable(result) else result
+            value = await result if inspect.isawaitable(result) else result
             if value:
                 return value
             failure = AssertionError(f"not true: {value!r}")
