@@ -284,3 +284,35 @@ async def test_a_running_node_queues_the_sweep_by_itself(settings: Settings) -> 
     async with in_process_node(quick):
         queued = await eventually(quick, lambda jobs: len(jobs) >= 1)
     assert len(queued) == 1 and queued[0].state == JobState.QUEUED
+
+
+async def test_two_sweeps_at_once_remove_everything_once(
+    running: tuple[Node, httpx.AsyncClient], settings: Settings
+) -> None:
+    """Two workers (two engines on one database) sweeping at the same moment: no error, each
+    quiet guest and expired session is removed once, and every orphaned folder goes."""
+    node, ana = running
+    await signup(ana, "ana")
+    old = utcnow() - timedelta(days=settings.guest_idle_days + 2)
+    async with node.db() as db:
+        for n in range(40):
+            db.add(User(display_name=f"Guest {n}", colour="#1f5fbf", is_guest=True, created_at=old))
+        await db.commit()
+        guests = list(await db.scalars(select(User.id).where(User.is_guest.is_(True))))
+        for n, user_id in enumerate(guests):
+            db.add(Session(token_hash=f"{n:064d}", user_id=user_id, expires_at=old))
+        await db.commit()
+    for n in range(5):
+        plant(settings.data_dir / "recordings" / str(1000 + n), "composite.mp4")
+    engines = [make_engine(settings.effective_database_url) for _ in range(2)]
+    try:
+        both = await asyncio.gather(
+            *(housekeeping.sweep(make_sessionmaker(e), settings) for e in engines)
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert sum(c.guests for c in both) == 40
+    assert await ids_left(node, guests) == set()
+    assert await count(node, Session) == 1  # Ana's
+    assert not any((settings.data_dir / "recordings").iterdir())
