@@ -22,10 +22,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager  # type: ignore[import-not-found]
 
+from helpers import missing
 from junto.app import build_app
 from junto.config import Settings
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Support modules (`*_support.py`, unique names) import from any test directory: a feed test
 # builds its conversation with the transcripts' support, a snippet test with the media's.
@@ -35,12 +34,11 @@ for _folder in sorted(Path(__file__).parent.iterdir()):
 
 
 def need_service(env_name: str, what: str) -> str:
+    """The service's URL from `env_name`; like a missing tool, skips locally, fails under CI."""
     url = os.environ.get(env_name)
     if url:
         return url
-    if IN_CI:
-        pytest.fail(f"{what} is required under CI but {env_name} is not set", pytrace=False)
-    pytest.skip(f"{what} not available: run the tests through ./tasks test")
+    missing(f"{what} not available ({env_name} is not set): run the tests through ./tasks test")
 
 
 # ---- databases ------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ async def eventually(
 # ---- tools a test needs ----------------------------------------------------------------------
 
 
-def _missing(what: str) -> NoReturn:
+def missing(what: str) -> NoReturn:
     """A missing tool skips the test on a developer's machine but fails it under CI=true, so a
     CI image without the tool can never pass the tests that need it silently."""
     if IN_CI:
@@ -120,7 +120,7 @@ def need_tool(name: str, install: str = "") -> str:
     fails under CI, when it is not installed. `install` says where it comes from."""
     path = shutil.which(name)
     if path is None:
-        _missing(f"{name} is not installed" + (f" ({install})" if install else ""))
+        missing(f"{name} is not installed" + (f" ({install})" if install else ""))
     return path
 
 
@@ -128,7 +128,7 @@ def need_file(path: Path, install: str) -> Path:
     """A file a tool installs (e.g. a JavaScript library from `npm ci`): skips locally, fails
     under CI, when it is absent."""
     if not path.exists():
-        _missing(f"{path} is missing ({install})")
+        missing(f"{path} is missing ({install})")
     return path
 
 

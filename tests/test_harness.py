@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import helpers
+from conftest import need_service
 from helpers import eventually, need_tool
 
 
@@ -74,3 +75,10 @@ async def test_eventually_retries_a_failing_assertion_and_raises_the_last_at_the
 async def test_eventually_says_what_a_falsy_check_last_returned() -> None:
     with pytest.raises(AssertionError, match=r"not true: \[\]"):
         await eventually(list, timeout=0.3, clock=FakeClock())
+
+
+def test_a_missing_service_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(helpers, "IN_CI", True)
+    monkeypatch.delenv("JUNTO_TEST_NO_SUCH_SERVICE", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="JUNTO_TEST_NO_SUCH_SERVICE is not set"):
+        need_service("JUNTO_TEST_NO_SUCH_SERVICE", "A service")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI
+from helpers import IN_CI
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "sfu.py"
 CHROMIUM = "/usr/bin/chromium"
