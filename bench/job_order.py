@@ -43,6 +43,7 @@ from sqlalchemy import select
 
 from junto import processing
 from junto.config import Settings
+from junto.enums import ConversationState, JobState, RecordingState
 from junto.jobs import queue, registry
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.jobs.worker import run_worker
@@ -50,15 +51,7 @@ from junto.knowledge.embeddings import get_embedder
 from junto.speech.models import load_model
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
-from junto.storage.tables import (
-    Conversation,
-    ConversationState,
-    Job,
-    JobState,
-    Recording,
-    RecordingState,
-    User,
-)
+from junto.storage.tables import Conversation, Job, Recording, User
 from junto.storage.types import utcnow
 
 VOICES = ("en-us", "en-gb", "en+f3", "en-us+m3")

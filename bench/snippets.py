@@ -32,14 +32,9 @@ from asgi_lifespan import LifespanManager  # type: ignore[import-not-found]
 from junto.app import build_app
 from junto.compositing import FPS
 from junto.config import Settings
+from junto.enums import ConversationState
 from junto.jobs.ffmpeg import find_ffmpeg
-from junto.storage.tables import (
-    Conversation,
-    ConversationMedia,
-    ConversationState,
-    Transcript,
-    TranscriptSegment,
-)
+from junto.storage.tables import Conversation, ConversationMedia, Transcript, TranscriptSegment
 from junto.storage.types import utcnow
 
 

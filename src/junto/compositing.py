@@ -35,16 +35,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, select
 
+from junto.enums import ConversationState, RecordingState
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.ffmpeg import capabilities, find_ffmpeg, progress_seconds, stderr_tail
-from junto.storage.tables import (
-    Conversation,
-    ConversationMedia,
-    ConversationState,
-    Recording,
-    RecordingState,
-    User,
-)
+from junto.storage.tables import Conversation, ConversationMedia, Recording, User
 
 log = logging.getLogger("junto.compositing")
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from junto import user_text
-from junto.storage.tables import Visibility
+from junto.enums import Visibility
 
 MAX_TAGS = 10
 TAG_MAX_CHARS = 40

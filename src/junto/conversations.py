@@ -22,16 +22,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from junto import processing
 from junto.conversation_fields import ConversationCreate, ConversationPatch
+from junto.enums import ConversationState, Role, Visibility
 from junto.events import log as room_log
-from junto.storage.tables import (
-    Conversation,
-    ConversationState,
-    ConversationTag,
-    Participant,
-    Role,
-    User,
-    Visibility,
-)
+from junto.storage.tables import Conversation, ConversationTag, Participant, User
 from junto.storage.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:

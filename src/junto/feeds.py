@@ -18,16 +18,14 @@ from email.utils import format_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto.enums import ConversationState, Role, Visibility
 from junto.storage.tables import (
     Conversation,
     ConversationKnowledge,
     ConversationMedia,
-    ConversationState,
     ConversationTag,
     Participant,
-    Role,
     User,
-    Visibility,
 )
 
 LIMIT = 50

@@ -31,7 +31,8 @@ from junto.conversations import (
     participant_of,
     require_manager,
 )
-from junto.storage.tables import Conversation, ConversationState, Invite, Role, User
+from junto.enums import ConversationState, Role
+from junto.storage.tables import Conversation, Invite, User
 from junto.storage.types import utcnow
 
 if TYPE_CHECKING:

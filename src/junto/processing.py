@@ -23,16 +23,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto.enums import JobState
 from junto.jobs import queue
 from junto.speech.models import unsupported_language
-from junto.storage.tables import (
-    Conversation,
-    Job,
-    JobState,
-    Recording,
-    SearchPassage,
-    TrackTranscript,
-)
+from junto.storage.tables import Conversation, Job, Recording, SearchPassage, TrackTranscript
 from junto.storage.types import utcnow
 
 AFTER_END_KINDS = ("transcript.build", "composite.render")

@@ -32,18 +32,11 @@ from junto import conversations as convs
 from junto.clips import Word
 from junto.config import Settings
 from junto.conversations import ConversationError
+from junto.enums import ConversationState, Visibility
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.jobs.queue import enqueue
 from junto.speech.words import join_words, stored_flag
-from junto.storage.tables import (
-    Conversation,
-    ConversationState,
-    MediaConsent,
-    SearchPassage,
-    Snippet,
-    User,
-    Visibility,
-)
+from junto.storage.tables import Conversation, MediaConsent, SearchPassage, Snippet, User
 from junto.transcripts import store
 
 log = logging.getLogger("junto.snippets")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from conv_support import World, world_fixture  # noqa: F401 - fixture
 
 from junto import conversations
+from junto.enums import Role
 from junto.room.actions import dispatch
-from junto.storage.tables import Participant, Role, User
+from junto.storage.tables import Participant, User
 
 
 async def _block(world: World, slug: str, host_id: int, user_id: int) -> None:

@@ -11,11 +11,8 @@ from sqlalchemy import update
 from transcripts_support import Person, World, speak, world_fixture  # noqa: F401 - fixture
 
 from helpers import need_tool
-from junto.storage.tables import (
-    Conversation,
-    ConversationMedia,
-    Visibility,
-)
+from junto.enums import Visibility
+from junto.storage.tables import Conversation, ConversationMedia
 
 HOSTILE = 'Rivers <script>alert("x")</script> & "bridges"'
 

@@ -14,14 +14,9 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from junto.config import Settings
+from junto.enums import ConversationState, RecordingState
 from junto.jobs.ffmpeg import find_ffmpeg
-from junto.storage.tables import (
-    Conversation,
-    ConversationState,
-    Recording,
-    RecordingState,
-    User,
-)
+from junto.storage.tables import Conversation, Recording, User
 from junto.storage.types import utcnow
 
 

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from junto.enums import JobState
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
-from junto.storage.tables import Job, JobState
+from junto.storage.tables import Job
 from junto.storage.types import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from junto import compositing
 from junto.config import Settings
+from junto.enums import ConversationState, JobState, RecordingState
 from junto.jobs import queue
 from junto.jobs.worker import run_worker
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
-from junto.storage.tables import ConversationMedia, ConversationState, JobState, RecordingState
+from junto.storage.tables import ConversationMedia
 
 HOSTILE = "a':b\\,c%{pts}"
 

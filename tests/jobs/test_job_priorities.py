@@ -10,9 +10,9 @@ import pytest
 from jobs_support import Sessions, load, sessions_fixture, shift_times  # noqa: F401 - fixture
 
 from junto.config import auto_workers, load_settings
+from junto.enums import JobState
 from junto.jobs import queue
 from junto.storage.engine import make_engine, make_sessionmaker
-from junto.storage.tables import JobState
 
 
 async def put(sessions: Sessions, kind: str, n: int = 1, **kwargs: object) -> int:

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from jobs_support import Sessions, load, now, sessions_fixture, shift_times  # noqa: F401 - fixture
 
+from junto.enums import JobState
 from junto.jobs import queue
 from junto.storage.engine import make_engine, make_sessionmaker
-from junto.storage.tables import JobState
 
 
 async def put(sessions: Sessions, kind: str = "test.queue", **kwargs: object) -> int:

@@ -12,10 +12,11 @@ from sqlalchemy import update
 
 from helpers import eventually
 from junto.config import Settings
+from junto.enums import JobState
 from junto.jobs import queue, registry
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.worker import run_worker
-from junto.storage.tables import Job, JobState
+from junto.storage.tables import Job
 from junto.storage.types import utcnow
 
 started = threading.Event()

@@ -15,9 +15,10 @@ from sqlalchemy import select, update
 from helpers import csrf_headers, signup
 from junto.app import build_app
 from junto.config import Settings
+from junto.enums import JobState
 from junto.jobs import queue
 from junto.node import Node
-from junto.storage.tables import Conversation, Job, JobState, User
+from junto.storage.tables import Conversation, Job, User
 
 
 @pytest.fixture(name="app")

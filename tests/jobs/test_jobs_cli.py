@@ -20,10 +20,11 @@ from sqlalchemy import update
 
 from junto.cli import main
 from junto.config import Settings
+from junto.enums import JobState
 from junto.jobs import queue
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.migrate import upgrade
-from junto.storage.tables import Conversation, Job, JobState
+from junto.storage.tables import Conversation, Job
 from junto.storage.types import utcnow
 
 JUNTO = [sys.executable, "-m", "junto"]

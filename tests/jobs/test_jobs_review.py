@@ -16,9 +16,10 @@ from sqlalchemy import select, update
 from helpers import csrf_headers, signup
 from junto.app import build_app
 from junto.config import Settings
+from junto.enums import JobState, RecordingState
 from junto.jobs import queue
 from junto.node import Node
-from junto.storage.tables import Conversation, Job, JobState, Recording, RecordingState, User
+from junto.storage.tables import Conversation, Job, Recording, User
 from junto.storage.types import utcnow
 
 SPEAKER_NAME = "Zuleika Quintero-Fairweather"

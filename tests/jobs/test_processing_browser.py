@@ -22,9 +22,10 @@ from conftest import LiveNode, free_port
 from junto import conversations as convs
 from junto.app import build_app
 from junto.config import Settings
+from junto.enums import JobState, RecordingState
 from junto.jobs import queue
 from junto.storage.engine import make_engine, make_sessionmaker
-from junto.storage.tables import Conversation, Job, JobState, Recording, RecordingState
+from junto.storage.tables import Conversation, Job, Recording
 from junto.storage.types import utcnow
 from junto.web.render import templates
 

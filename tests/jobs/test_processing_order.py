@@ -13,8 +13,9 @@ from sqlalchemy import update
 sys.path.append(str(Path(__file__).resolve().parents[1] / "transcripts"))
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
+from junto.enums import JobState
 from junto.jobs import queue
-from junto.storage.tables import Job, JobState
+from junto.storage.tables import Job
 
 
 def checklist(html: str) -> list[str]:

@@ -12,8 +12,9 @@ from typing import Any
 from transcripts_support import Person, World, words_at
 
 from junto.config import Settings
+from junto.enums import Role
 from junto.jobs.context import JobContext
-from junto.storage.tables import Conversation, Role
+from junto.storage.tables import Conversation
 
 RIVERS = [
     ("ana", "Welcome to the stage. Today we talk about rivers and the cities built beside them."),

@@ -9,11 +9,11 @@ import pytest
 from knowledge_support import job_context, talk
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
+from junto.enums import JobState
 from junto.jobs.context import JobFailed, NotReady
 from junto.knowledge import backends, store
 from junto.knowledge.jobs import extract
 from junto.knowledge.model import Knowledge
-from junto.storage.tables import JobState
 
 
 async def test_the_knowledge_follows_the_transcript(world: World) -> None:

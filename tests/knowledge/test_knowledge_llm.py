@@ -20,11 +20,11 @@ import pytest
 from knowledge_support import job_context, talk
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
+from junto.enums import JobState
 from junto.knowledge import store
 from junto.knowledge.jobs import extract
 from junto.knowledge.llm import MAX_PROMPT_CHARS, prompt
 from junto.knowledge.sentences import Sentence
-from junto.storage.tables import JobState
 
 VALID = {
     "abstract": "Ana and Ben discuss how rivers shaped cities and how to fund a new library.",

@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parents[1] / "transcripts"))
 from transcripts_support import Person, World, words_at
 
-from junto.storage.tables import BackchannelPost, Conversation, ConversationMedia, Role
+from junto.enums import Role
+from junto.storage.tables import BackchannelPost, Conversation, ConversationMedia
 from junto.storage.types import utcnow
 
 # (whose line: 0 = host, 1 = guest; seconds into the conversation; words)

@@ -29,14 +29,11 @@ from published_support import LINES
 
 from conftest import LiveNode
 from junto.config import Settings
+from junto.enums import JobState
 from junto.knowledge import store as knowledge_store
 from junto.knowledge.model import Chapter, Knowledge, Moment
 from junto.storage.engine import make_engine, make_sessionmaker
-from junto.storage.tables import (
-    Conversation,
-    Job,
-    JobState,
-)
+from junto.storage.tables import Conversation, Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 TIMEOUT = 10_000

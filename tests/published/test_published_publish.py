@@ -14,7 +14,8 @@ from sqlalchemy import select
 sys.path.append(str(Path(__file__).resolve().parents[1] / "transcripts"))
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
-from junto.storage.tables import Conversation, Role, RoomEvent
+from junto.enums import Role
+from junto.storage.tables import Conversation, RoomEvent
 
 
 async def _state_events(world: World, conv_id: int) -> list[dict[str, object]]:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import accounts, conversations
 from junto.app import build_app
 from junto.config import Settings
+from junto.enums import ConversationState, Role, Visibility
 from junto.events.log import StoredEvent
 from junto.node import Node
 from junto.room.actions import dispatch
@@ -27,12 +28,9 @@ from junto.storage.tables import (
     BackchannelPost,
     ChatMessage,
     Conversation,
-    ConversationState,
     Participant,
-    Role,
     RoomEvent,
     User,
-    Visibility,
 )
 from junto.storage.types import utcnow
 

@@ -10,9 +10,9 @@ import pytest
 from room_support import Room, open_room, room_fixture  # noqa: F401 - the `room` fixture
 
 from junto.config import Settings
+from junto.enums import ConversationState, Role
 from junto.events.log import StoredEvent
 from junto.room.actions import ActionError, snapshot
-from junto.storage.tables import ConversationState, Role
 
 SCRIPT = '<script>alert("pwned")</script><img src=x onerror="alert(1)">'
 

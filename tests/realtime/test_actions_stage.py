@@ -6,8 +6,9 @@ import pytest
 from room_support import Room, open_room, room_fixture  # noqa: F401 - the `room` fixture
 
 from junto.config import Settings
+from junto.enums import ConversationState, Role, Visibility
 from junto.room.actions import ActionError, snapshot, viewer_info
-from junto.storage.tables import ConversationState, Role, User, Visibility
+from junto.storage.tables import User
 
 
 async def refused(room: Room, actor: User | None, code: str, **frame: object) -> ActionError:

@@ -7,8 +7,8 @@ from room_support import open_room
 
 from junto import conversations
 from junto.config import Settings
+from junto.enums import Role, Visibility
 from junto.room.actions import ActionError
-from junto.storage.tables import Role, Visibility
 
 
 @pytest.mark.parametrize("frame_type", ["participant.block", "participant.unblock", "stage.remove"])

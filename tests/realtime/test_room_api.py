@@ -9,7 +9,8 @@ from room_support import Room, open_room, room_fixture  # noqa: F401 - the `room
 
 from helpers import csrf_headers, guest, signup
 from junto.config import Settings
-from junto.storage.tables import ConversationState, Role, User, Visibility
+from junto.enums import ConversationState, Role, Visibility
+from junto.storage.tables import User
 
 
 def url(room: Room, path: str) -> str:

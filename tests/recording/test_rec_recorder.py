@@ -27,20 +27,13 @@ from helpers import eventually
 from junto import accounts, conversations
 from junto.app import build_app
 from junto.config import Settings
+from junto.enums import ConversationState, JobState, RecordingState
 from junto.jobs.worker import run_worker
 from junto.node import Node
 from junto.recording.journal import JournalMeta, JournalWriter
 from junto.recording.recorder import Piece, Recorder
 from junto.recording.recovery import recover_orphans
-from junto.storage.tables import (
-    Conversation,
-    ConversationState,
-    Job,
-    JobState,
-    Recording,
-    RecordingState,
-    User,
-)
+from junto.storage.tables import Conversation, Job, Recording, User
 from junto.storage.types import utcnow
 
 

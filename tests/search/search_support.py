@@ -16,9 +16,10 @@ from knowledge_support import talk
 from transcripts_support import Person, World, words_at
 
 from junto import snippets
+from junto.enums import Role
 from junto.jobs import queue
 from junto.search import vectorstore
-from junto.storage.tables import Conversation, Role, Snippet
+from junto.storage.tables import Conversation, Snippet
 
 Key = tuple[int, int]  # (meeting, line) in meetings.json
 

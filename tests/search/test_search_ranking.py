@@ -8,8 +8,8 @@ from knowledge_support import said_at
 from search_support import add_snippet, fresh_vectors, indexed_talk, search
 from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
+from junto.enums import Role
 from junto.search import keyword, query
-from junto.storage.tables import Role
 
 
 @pytest.fixture(autouse=True)

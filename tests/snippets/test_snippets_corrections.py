@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from transcripts_support import Person, World, world_fixture  # noqa: F401 - fixture
 
 from helpers import eventually
-from junto.storage.tables import JobState, SearchPassage
+from junto.enums import JobState
+from junto.storage.tables import SearchPassage
 
 # TALK's line 1, Ben: "Thank you for having me. I grew up on a river, so this topic is personal."
 PRIVATE, REPLACEMENT = "personal", "dear"

@@ -17,12 +17,13 @@ from sqlalchemy import select
 from helpers import csrf_headers, eventually, in_process_node, signup
 from junto.config import Settings
 from junto.conversations import get_by_slug
+from junto.enums import Role
 from junto.media.base import Publication
 from junto.node import Node
 from junto.speech.caption_process import CaptionProcess
 from junto.speech.caption_worker import WorkerConfig
 from junto.speech.models import resolve_model
-from junto.storage.tables import Caption, Participant, Role, User
+from junto.storage.tables import Caption, Participant, User
 
 # Without the conversation's names tiny.en hears "don't win" for Joaquin and "Nagni" for Dagny.
 NAMES_LINE = ("en-us", "Priya, can you check with Joaquin whether Dagny approved the budget?")

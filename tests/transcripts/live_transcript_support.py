@@ -19,6 +19,7 @@ from transcripts_support import words_at
 
 from conftest import LiveNode
 from junto.config import Settings
+from junto.enums import RecordingState, Role
 from junto.jobs.worker import run_worker
 from junto.storage.engine import make_engine, make_sessionmaker
 from junto.storage.tables import (
@@ -27,8 +28,6 @@ from junto.storage.tables import (
     ConversationMedia,
     Participant,
     Recording,
-    RecordingState,
-    Role,
     TrackTranscript,
 )
 

@@ -19,10 +19,11 @@ from caption_support import encode_opus, wav_samples
 from sqlalchemy import select, update
 from transcripts_support import World, need_tools, world_fixture  # noqa: F401
 
+from junto.enums import RecordingState
 from junto.jobs.queue import enqueue
 from junto.recording.journal import JournalMeta, JournalWriter
 from junto.recording.webm import journal_to_webm
-from junto.storage.tables import Job, Recording, RecordingState, TrackTranscript
+from junto.storage.tables import Job, Recording, TrackTranscript
 from junto.storage.types import utcnow
 from junto.transcripts import ahead
 from speech_scoring import normalize

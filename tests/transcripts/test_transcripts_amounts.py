@@ -14,9 +14,10 @@ from faster_whisper.audio import decode_audio
 from sqlalchemy import select
 from transcripts_support import World, speak, to_webm, world_fixture  # noqa: F401
 
+from junto.enums import JobState
 from junto.speech.models import resolve_model
 from junto.speech.recognizer import Recognizer
-from junto.storage.tables import JobState, TranscriptSegment
+from junto.storage.tables import TranscriptSegment
 
 SAID = "It costs four thousand five hundred dollars, about twelve percent more."
 # A space before a piece that continues a word: what joining Whisper's pieces with " " did.

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import update
 from transcripts_support import World, words_at, world_fixture  # noqa: F401
 
+from junto.enums import JobState, RecordingState, Role
 from junto.jobs.context import JobContext, JobFailed, NotReady
-from junto.storage.tables import Job, JobState, RecordingState, Role, TranscriptSegment, User
+from junto.storage.tables import Job, TranscriptSegment, User
 from junto.transcripts import jobs, merge, store, vtt
 
 # ---- the merge itself (pure) ----------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 from transcripts_support import Person, World, words_at, world_fixture  # noqa: F401
 
-from junto.storage.tables import Role, Visibility
+from junto.enums import Role, Visibility
 from junto.transcripts import vtt
 
 

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from transcripts_support import World, speak, to_webm, world_fixture  # noqa: F401
 
 from junto import cli
+from junto.enums import JobState
 from junto.speech import models
-from junto.storage.tables import Job, JobState, TrackTranscript, TranscriptSegment
+from junto.storage.tables import Job, TrackTranscript, TranscriptSegment
 
 GERMAN = "Guten Morgen. Heute sprechen wir über den Haushalt und die neuen Brücken der Stadt."
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 from transcripts_support import World, speak, to_webm, world_fixture  # noqa: F401
 
+from junto.enums import Role
 from junto.speech.vocabulary import MAX_CHARS, conversation_vocabulary, vocabulary
-from junto.storage.tables import Role, TranscriptSegment
+from junto.storage.tables import TranscriptSegment
 
 SAID = "Priya, can you check with Joaquin whether Dagny approved the budget?"
 

@@ -18,9 +18,10 @@ from transcripts_support import (
 )
 
 from junto.config import Settings
+from junto.enums import JobState, Role
 from junto.jobs import queue
 from junto.speech.offline import transcribe_file
-from junto.storage.tables import Job, JobState, Role, TrackTranscript
+from junto.storage.tables import Job, TrackTranscript
 from junto.storage.types import utcnow
 from speech_scoring import wer
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from transcripts_support import World, speak, to_webm, words_at, world_fixture  # noqa: F401
 
-from junto.storage.tables import ConversationMedia, RecordingState, Role, Visibility
+from junto.enums import RecordingState, Role, Visibility
+from junto.storage.tables import ConversationMedia
 
 HOSTILE = "<script>alert(1)</script>"
 

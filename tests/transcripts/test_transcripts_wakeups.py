@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from transcripts_support import World, words_at, world_fixture  # noqa: F401
 
+from junto.enums import JobState, RecordingState
 from junto.jobs.queue import enqueue
-from junto.storage.tables import JobState, RecordingState
 
 
 async def test_the_last_piece_finalized_without_a_track_wakes_the_build(world: World) -> None:

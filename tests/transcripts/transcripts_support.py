@@ -25,17 +25,10 @@ from sqlalchemy import select
 from helpers import csrf_headers, need_tool, signup
 from junto.app import build_app
 from junto.config import Settings
+from junto.enums import RecordingState, Role
 from junto.jobs.worker import run_worker
 from junto.node import Node
-from junto.storage.tables import (
-    Conversation,
-    Job,
-    Participant,
-    Recording,
-    RecordingState,
-    Role,
-    TrackTranscript,
-)
+from junto.storage.tables import Conversation, Job, Participant, Recording, TrackTranscript
 
 # What two speakers say, as (speaker, seconds after the piece starts, words). Used as the
 # TrackTranscript of their pieces: [[start_s, end_s, word, probability], ...].

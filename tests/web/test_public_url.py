@@ -18,7 +18,8 @@ from sqlalchemy import update
 from helpers import csrf_headers, in_process_node, signup
 from junto.cli import serve_problem
 from junto.config import Settings
-from junto.storage.tables import Conversation, ConversationState
+from junto.enums import ConversationState
+from junto.storage.tables import Conversation
 
 EVIL = {"Host": "evil.example"}
 

@@ -18,7 +18,8 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from junto.storage.tables import Conversation, ConversationState, RoomEvent
+from junto.enums import ConversationState
+from junto.storage.tables import Conversation, RoomEvent
 from junto.storage.types import utcnow
 
 

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto.config import Settings
+from junto.enums import JobState
 from junto.jobs import queue
 from junto.storage.engine import make_engine, make_sessionmaker
-from junto.storage.tables import Conversation, Job, JobState
+from junto.storage.tables import Conversation, Job
 from junto.storage.types import utcnow
 
 BAR_WIDTH = 20

@@ -27,8 +27,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from junto.enums import JobState
 from junto.jobs.registry import priority_of
-from junto.storage.tables import Job, JobState
+from junto.storage.tables import Job
 from junto.storage.types import utcnow
 
 DEFAULT_LEASE_S = 30.0

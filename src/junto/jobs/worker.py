@@ -15,10 +15,11 @@ import time
 from collections.abc import Collection
 
 from junto.config import Settings
+from junto.enums import JobState
 from junto.jobs import queue, registry
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.storage.engine import make_engine, make_sessionmaker
-from junto.storage.tables import Job, JobState
+from junto.storage.tables import Job
 
 log = logging.getLogger("junto.jobs")
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from junto import conversations
+from junto.enums import ConversationState, Visibility
 from junto.pubsub import Subscription
 from junto.pubsub.base import SubscriptionOverflow
 from junto.realtime.connection import Connection, message
@@ -31,7 +32,7 @@ from junto.realtime.presence import (
     Throttle,
     resubscribe,
 )
-from junto.storage.tables import Conversation, ConversationState, Visibility
+from junto.storage.tables import Conversation
 
 if TYPE_CHECKING:
     from junto.realtime.hub import Hub

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from junto import conversations
 from junto.conversations import Reader
+from junto.enums import ConversationState, Role, Visibility
 from junto.events import log as eventlog
 from junto.pubsub import Subscription
 from junto.pubsub.base import SubscriptionOverflow
@@ -38,14 +39,7 @@ from junto.realtime.presence import (
     Throttle,
     resubscribe,
 )
-from junto.storage.tables import (
-    Conversation,
-    ConversationState,
-    Participant,
-    Role,
-    User,
-    Visibility,
-)
+from junto.storage.tables import Conversation, Participant, User
 
 if TYPE_CHECKING:
     from junto.realtime.hub import Hub

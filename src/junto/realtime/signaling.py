@@ -25,19 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from junto.enums import ConversationState, Role
 from junto.media import ice_servers
 from junto.media.base import MediaBackend, MediaError, Publication, SubscriptionOffer
 from junto.realtime.connection import Connection, Message, control, error, message
 from junto.realtime.presence import COALESCE_SECONDS, Throttle
 from junto.room import protocol as p
-from junto.storage.tables import (
-    Conversation,
-    ConversationState,
-    MediaConsent,
-    Participant,
-    Role,
-    User,
-)
+from junto.storage.tables import Conversation, MediaConsent, Participant, User
 
 if TYPE_CHECKING:
     from junto.node import Node

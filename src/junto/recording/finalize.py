@@ -16,11 +16,12 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto.enums import JobState, RecordingState
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue, wake
 from junto.recording.journal import JournalError
 from junto.recording.webm import NothingRecorded, journal_to_webm
-from junto.storage.tables import Job, JobState, Recording, RecordingState
+from junto.storage.tables import Job, Recording
 
 log = logging.getLogger("junto.recording")
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from junto.storage.tables import Conversation, ConversationState
+from junto.enums import ConversationState
+from junto.storage.tables import Conversation
 
 if TYPE_CHECKING:
     from junto.media.base import Publication

@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
+from junto.enums import RecordingState
 from junto.jobs.queue import enqueue, wake
 from junto.media.vp8 import is_vp8_keyframe
 from junto.recording.journal import JournalMeta, JournalWriter
 from junto.recording.recovery import FINALIZE, recover_orphans
-from junto.storage.tables import Recording, RecordingState
+from junto.storage.tables import Recording
 from junto.storage.types import utcnow
 
 if TYPE_CHECKING:

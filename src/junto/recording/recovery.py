@@ -19,9 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from junto.config import Settings
+from junto.enums import RecordingState
 from junto.jobs.queue import enqueue
 from junto.recording.journal import JournalError, last_wall
-from junto.storage.tables import Recording, RecordingState
+from junto.storage.tables import Recording
 from junto.storage.types import utcnow
 
 if TYPE_CHECKING:

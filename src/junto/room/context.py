@@ -15,19 +15,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import user_text
+from junto.enums import Role, Visibility
 from junto.events import log as room_log
 from junto.room.protocol import ActionError
 from junto.room.text import clean_text
 from junto.room.views import MODERATOR_ROLES, POSTING_STATES
-from junto.storage.tables import (
-    BackchannelPost,
-    ChatMessage,
-    Conversation,
-    Participant,
-    Role,
-    User,
-    Visibility,
-)
+from junto.storage.tables import BackchannelPost, ChatMessage, Conversation, Participant, User
 from junto.storage.types import utcnow
 
 if TYPE_CHECKING:

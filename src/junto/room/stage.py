@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from junto.accounts import person
 from junto.conversations import iso
+from junto.enums import Role
 from junto.room import protocol as p
 from junto.room.context import (
     Context,
@@ -19,7 +20,14 @@ from junto.room.context import (
 )
 from junto.room.protocol import ActionError
 from junto.room.views import room_settings
-from junto.storage.tables import CONSENT_STATEMENT, MediaConsent, Participant, Role, User
+from junto.storage.tables import MediaConsent, Participant, User
+
+# The words a speaker agrees to before publishing; stored with each consent so that what was
+# agreed stays known if the wording changes.
+CONSENT_STATEMENT = (
+    "I agree that my voice and video in this conversation are recorded, transcribed and "
+    "published with my name."
+)
 
 
 async def hand_raise(ctx: Context, action: p.HandRaise) -> None:

@@ -17,15 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import conversations
 from junto.accounts import person
 from junto.conversations import iso
+from junto.enums import ConversationState, Role
 from junto.storage.tables import (
     BackchannelPost,
     ChatMessage,
     Conversation,
-    ConversationState,
     MediaConsent,
     Participant,
     Reaction,
-    Role,
     User,
 )
 

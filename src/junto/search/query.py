@@ -36,18 +36,17 @@ from markupsafe import Markup, escape
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto.enums import ConversationState, Visibility
 from junto.knowledge import store as knowledge_store
 from junto.search import keyword, lexical
 from junto.search.vectors import DIM
 from junto.storage.tables import (
     Conversation,
-    ConversationState,
     ConversationTag,
     Participant,
     SearchPassage,
     Snippet,
     User,
-    Visibility,
 )
 
 W_SEMANTIC = 0.5

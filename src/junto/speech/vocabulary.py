@@ -20,14 +20,8 @@ import unicodedata
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from junto.storage.tables import (
-    Conversation,
-    ConversationTag,
-    Participant,
-    Recording,
-    Role,
-    User,
-)
+from junto.enums import Role
+from junto.storage.tables import Conversation, ConversationTag, Participant, Recording, User
 
 MAX_CHARS = 300  # about 75 tokens: a hint, far below the prompt's 224-token half
 _STAGE_ROLES = (Role.HOST, Role.COHOST, Role.SPEAKER)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from junto.enums import ConversationState, JobState, RecordingState, Role, Visibility
 from junto.storage.types import UTCDateTime, utcnow
 
 
@@ -29,26 +30,6 @@ class Base(DeclarativeBase):
 def _enum(cls: type[enum.Enum]) -> Enum:
     # Stored as plain strings (no native ENUM types) so migrations stay portable.
     return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-
-
-class ConversationState(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    LIVE = "live"
-    ENDED = "ended"
-    PUBLISHED = "published"
-
-
-class Visibility(enum.StrEnum):
-    PUBLIC = "public"
-    UNLISTED = "unlisted"
-    INVITE_ONLY = "invite_only"
-
-
-class Role(enum.StrEnum):
-    HOST = "host"
-    COHOST = "cohost"
-    SPEAKER = "speaker"
-    AUDIENCE = "audience"
 
 
 class User(Base):
@@ -231,14 +212,6 @@ class Reaction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# The words a speaker agrees to before publishing; stored with each consent so that what was
-# agreed stays known if the wording changes.
-CONSENT_STATEMENT = (
-    "I agree that my voice and video in this conversation are recorded, transcribed and "
-    "published with my name."
-)
-
-
 class MediaConsent(Base):
     """A speaker's consent to be recorded, transcribed and published in one conversation."""
 
@@ -255,13 +228,6 @@ class MediaConsent(Base):
 
 
 # ---- recording, captions, transcripts, jobs (issue 4) -------------------------------------------
-
-
-class RecordingState(enum.StrEnum):
-    RECORDING = "recording"  # packets are being appended to the journal
-    FINALIZING = "finalizing"  # the journal is closed (or orphaned); a job turns it into WebM
-    READY = "ready"  # the WebM file is written
-    FAILED = "failed"
 
 
 class Recording(Base):
@@ -390,13 +356,6 @@ class ConversationMedia(Base):
     duration_s: Mapped[float]
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class JobState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 class Job(Base):

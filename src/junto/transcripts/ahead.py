@@ -36,12 +36,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from junto.enums import RecordingState
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.recording.webm import NothingRecorded, journal_to_webm
 from junto.speech.models import resolve_model, unsupported_language
 from junto.speech.offline import Word, decode_16k, settled_until, transcribe_audio
 from junto.speech.vocabulary import conversation_vocabulary
-from junto.storage.tables import Conversation, Recording, RecordingState
+from junto.storage.tables import Conversation, Recording
 from junto.transcripts import store
 
 if TYPE_CHECKING:

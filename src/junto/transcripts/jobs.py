@@ -21,17 +21,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from junto import processing
+from junto.enums import ConversationState, JobState, RecordingState
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue, wake
 from junto.speech.models import unsupported_language
 from junto.speech.offline import Word, transcribe_file
 from junto.storage.tables import (
     Conversation,
-    ConversationState,
     Job,
-    JobState,
     Recording,
-    RecordingState,
     TrackTranscript,
     Transcript,
     TranscriptSegment,

@@ -12,16 +12,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from junto.enums import ConversationState, JobState, RecordingState
 from junto.speech import webvtt
 from junto.speech import words as wording
 from junto.storage.tables import (
     Conversation,
     ConversationMedia,
-    ConversationState,
     Job,
-    JobState,
     Recording,
-    RecordingState,
     Transcript,
     TranscriptSegment,
     User,

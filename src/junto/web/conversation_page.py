@@ -30,19 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import conversations as convs
 from junto import processing, snippets
 from junto.conversations import ConversationError
+from junto.enums import ConversationState, JobState
 from junto.jobs.ffmpeg import find_ffmpeg
 from junto.knowledge import store as knowledge_store
 from junto.knowledge.model import Knowledge, Moment
 from junto.node import Node
-from junto.storage.tables import (
-    BackchannelPost,
-    Conversation,
-    ConversationMedia,
-    ConversationState,
-    Job,
-    JobState,
-    User,
-)
+from junto.storage.tables import BackchannelPost, Conversation, ConversationMedia, Job, User
 from junto.transcripts import store
 from junto.transcripts.exports import clock
 from junto.web import security

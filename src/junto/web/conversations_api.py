@@ -24,8 +24,9 @@ from junto import invites, ratelimit
 from junto.accounts import person
 from junto.conversation_fields import ConversationCreate, ConversationPatch, normalise_tag
 from junto.conversations import ConversationError
+from junto.enums import ConversationState, Role, Visibility
 from junto.node import Node
-from junto.storage.tables import Conversation, ConversationState, Invite, Role, User, Visibility
+from junto.storage.tables import Conversation, Invite, User
 from junto.web import security
 from junto.web.deps import DbDep, NodeDep
 from junto.web.security import CurrentUser, RequireIdentity, RequireMember

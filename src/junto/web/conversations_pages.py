@@ -22,8 +22,9 @@ from junto import accounts, invites, ratelimit
 from junto import conversations as convs
 from junto.conversation_fields import ConversationCreate, ConversationPatch
 from junto.conversations import ConversationError
+from junto.enums import ConversationState, Role, Visibility
 from junto.node import Node
-from junto.storage.tables import Conversation, ConversationState, Role, User, Visibility
+from junto.storage.tables import Conversation, User
 from junto.web import security
 from junto.web.conversations_api import admitting, answering, live_counts
 from junto.web.deps import DbDep, NodeDep

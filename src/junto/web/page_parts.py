@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from junto.storage.tables import Conversation, Participant, Role, User
+from junto.enums import Role
+from junto.storage.tables import Conversation, Participant, User
 
 STATE_LABELS = {
     "scheduled": "Scheduled",

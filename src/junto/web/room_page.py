@@ -16,8 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from junto import conversations
+from junto.enums import ConversationState, Role
 from junto.speech.models import unsupported_language
-from junto.storage.tables import Conversation, ConversationState, Role, User
+from junto.storage.tables import Conversation, User
 from junto.web.conversation_page import conversation_page
 from junto.web.deps import DbDep, NodeDep
 from junto.web.page_parts import STATE_LABELS, hosts_of

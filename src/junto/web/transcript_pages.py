@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import conversations as convs
 from junto import corrections
 from junto.conversations import ConversationError
-from junto.storage.tables import Caption, Conversation, Recording, RecordingState, Role, User
+from junto.enums import RecordingState, Role
+from junto.storage.tables import Caption, Conversation, Recording, User
 from junto.transcripts import exports, store
 from junto.transcripts.exports import clock
 from junto.web import security

@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from junto import accounts, conversations, strict_json
+from junto.enums import ConversationState, Role
 from junto.events import log as eventlog
 from junto.node import Node
 from junto.ratelimit import AddressConnections
@@ -32,7 +33,7 @@ from junto.realtime.room import Room
 from junto.realtime.signaling import MediaSession
 from junto.room import actions
 from junto.room import protocol as p
-from junto.storage.tables import Conversation, ConversationState, Role, User
+from junto.storage.tables import Conversation, User
 from junto.web import security
 from junto.web.deps import get_node
 
