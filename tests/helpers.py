@@ -1,4 +1,6 @@
-"""Helpers shared by every test that talks to a node over HTTP (in-process or live).
+"""Helpers shared by the tests: waiting for something (`eventually`, never a fixed sleep), the
+tools a test needs (`need_tool`: skip locally, fail under CI), and talking to a node over HTTP
+(in-process or live).
 
 CSRF is double-submit (see junto.web.security): the node sets a `junto_csrf` cookie on the
 first response, and every unsafe request must send the same value in `X-CSRF-Token`.
