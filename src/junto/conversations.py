@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from junto import processing
 from junto.conversation_fields import ConversationCreate, ConversationPatch
 from junto.enums import ConversationState, Role, Visibility
+from junto.events import delivery
 from junto.events import log as room_log
 from junto.storage.tables import Conversation, ConversationTag, Participant, User
 from junto.storage.types import UTCDateTime, utcnow
@@ -190,9 +191,8 @@ async def announce(node: Node | None, conv: Conversation, events: Sequence[Store
     hub = node.hub if node is not None else None
     if hub is None:
         return
+    await delivery.deliver(hub, events)
     try:
-        for event in events:
-            await hub.deliver(event)
         await hub.conversation_changed(conv.id)
     except Exception:
         log.exception("could not announce change to conversation %s", conv.slug)
@@ -477,7 +477,7 @@ async def grant_role(
         if ROLE_RANK[role] < ROLE_RANK[row.role] and not allow_downgrade:
             return None
         if row.blocked and role != Role.AUDIENCE:
-            # As in the room (realtime.actions._role_set): unblock first, then bring them up.
+            # As in the room (junto.room.stage.role_set): unblock first, then bring them up.
             raise ConversationError(
                 "expected an unblocked person, got a blocked one", status=409, code="invalid_state"
             )
