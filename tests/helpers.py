@@ -15,16 +15,20 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import update
 
 from junto.app import build_app
 from junto.config import Settings
 from junto.node import Node
+from junto.storage.tables import User
 
 CSRF_COOKIE = "junto_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -208,3 +212,101 @@ async def in_process_node(settings: Settings) -> AsyncIterator[tuple[Node, httpx
         ) as client,
     ):
         yield app.state.node, client
+
+
+# ---- people on an in-process node ----------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    """One person's HTTP session with a node (their cookie jar) and who they are (`me`: GET
+    /api/me's JSON, empty for an anonymous visitor). Unsafe requests carry the CSRF header."""
+
+    client: httpx.AsyncClient
+    me: dict[str, Any]
+
+    @property
+    def id(self) -> int:
+        return int(self.me["id"])
+
+    async def headers(self) -> dict[str, str]:
+        return await csrf_headers(self.client)
+
+    async def post(self, url: str, json: Any = None) -> httpx.Response:
+        return await self.client.post(url, json=json, headers=await self.headers())
+
+    async def patch(self, url: str, json: Any) -> httpx.Response:
+        return await self.client.patch(url, json=json, headers=await self.headers())
+
+    async def put(self, url: str, json: Any) -> httpx.Response:
+        return await self.client.put(url, json=json, headers=await self.headers())
+
+    async def delete(self, url: str) -> httpx.Response:
+        return await self.client.delete(url, headers=await self.headers())
+
+    async def form(self, url: str, data: dict[str, str]) -> httpx.Response:
+        """Submit a page form as a browser without JavaScript would (CSRF field included)."""
+        token = (await self.headers())[CSRF_HEADER]
+        return await self.client.post(url, data={**data, "csrf_token": token})
+
+    async def create(self, **fields: Any) -> dict[str, Any]:
+        """A conversation of theirs (POST /api/conversations), as its JSON."""
+        response = await self.post("/api/conversations", {"title": "A conversation", **fields})
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+
+@dataclass
+class World:
+    """A node started in this process and the people on it, each with their own client."""
+
+    app: FastAPI
+    settings: Settings
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @property
+    def node(self) -> Node:
+        node: Node = self.app.state.node
+        return node
+
+    def client(self) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver"
+        )
+        self.clients.append(client)
+        return client
+
+    def anonymous(self) -> Person:
+        return Person(self.client(), {})
+
+    async def member(
+        self, username: str, display_name: str | None = None, *, admin: bool = False
+    ) -> Person:
+        client = self.client()
+        me = await signup(client, username, display_name=display_name)
+        if admin:
+            async with self.node.db() as db:
+                await db.execute(update(User).where(User.id == me["id"]).values(is_admin=True))
+                await db.commit()
+        return Person(client, me)
+
+    async def guest(self, name: str) -> Person:
+        client = self.client()
+        return Person(client, await guest(client, name))
+
+
+W = TypeVar("W", bound=World)
+
+
+@asynccontextmanager
+async def open_world(settings: Settings, kind: type[W]) -> AsyncIterator[W]:
+    """A `kind` of World on a node built from `settings` (lifespan run, migrations done)."""
+    app = build_app(settings)
+    async with LifespanManager(app, startup_timeout=60):
+        world = kind(app, settings)
+        try:
+            yield world
+        finally:
+            for client in world.clients:
+                await client.aclose()

@@ -6,25 +6,26 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conv_support import Browser, World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
 from sqlalchemy import update
 
+from helpers import Person, World
 from junto import invites
 from junto.storage.tables import Invite
 
 
-async def invite(host: Browser, slug: str, **body: Any) -> dict[str, Any]:
+async def invite(host: Person, slug: str, **body: Any) -> dict[str, Any]:
     response = await host.post(f"/api/conversations/{slug}/invites", body)
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
 
 
-async def accept(person: Browser, token: str) -> Any:
+async def accept(person: Person, token: str) -> Any:
     return await person.post("/api/invites/accept", {"token": token})
 
 
-async def role_of(person: Browser, slug: str) -> str | None:
+async def role_of(person: Person, slug: str) -> str | None:
     role: str | None = (await person.client.get(f"/api/conversations/{slug}")).json()["your_role"]
     return role
 

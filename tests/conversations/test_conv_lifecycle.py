@@ -7,8 +7,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conv_support import World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
 
+from helpers import World
 from junto.events.log import events_after
 from junto.storage.tables import Conversation
 

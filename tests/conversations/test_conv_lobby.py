@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from conv_support import World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
+
+from helpers import World
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from conv_support import Browser, World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
+
+from helpers import Person, World
 
 NEXT_WEEK = (datetime.now(UTC) + timedelta(days=7)).replace(second=0, microsecond=0)
 
@@ -23,7 +25,7 @@ def form_fields(**overrides: str) -> dict[str, str]:
     }
 
 
-async def create_by_form(ana: Browser, **overrides: str) -> str:
+async def create_by_form(ana: Person, **overrides: str) -> str:
     response = await ana.form("/conversations/new", form_fields(**overrides))
     assert response.status_code == 303, response.text
     match = re.fullmatch(r"/c/([A-Za-z0-9]{10})/edit\?created=1", response.headers["location"])

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from conv_support import Browser, World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
 from sqlalchemy import func, select
 
+from helpers import World
 from junto.config import Settings
 from junto.ratelimit import take_shared
 from junto.storage.engine import make_engine, make_sessionmaker

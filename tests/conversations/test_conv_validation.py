@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conv_support import Browser, World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
+
+from helpers import Person, World
 
 LONG = "x" * 201
 FUTURE = (datetime.now(UTC) + timedelta(days=1)).isoformat()
@@ -16,7 +18,7 @@ def fields_of(response_json: dict[str, Any]) -> set[str]:
     return {str(error["loc"][1]) for error in response_json["detail"] if len(error["loc"]) > 1}
 
 
-async def listed(person: Browser) -> list[dict[str, Any]]:
+async def listed(person: Person) -> list[dict[str, Any]]:
     conversations: list[dict[str, Any]] = (await person.client.get("/api/conversations")).json()[
         "conversations"
     ]

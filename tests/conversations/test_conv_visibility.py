@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conv_support import World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
+
+from helpers import World
 
 
 async def test_invite_only_does_not_exist_for_outsiders(world: World) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from conv_support import World, world_fixture  # noqa: F401 - fixture
+from conv_support import world_fixture  # noqa: F401 - fixture
 
+from helpers import World
 from junto import conversations
 from junto.enums import Role
 from junto.room.actions import dispatch

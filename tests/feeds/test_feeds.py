@@ -8,9 +8,9 @@ from pathlib import Path
 
 import feedparser  # type: ignore[import-untyped]
 from sqlalchemy import update
-from transcripts_support import Person, World, speak, world_fixture  # noqa: F401 - fixture
+from transcripts_support import World, speak, world_fixture  # noqa: F401 - fixture
 
-from helpers import need_tool
+from helpers import Person, need_tool
 from junto.enums import Visibility
 from junto.storage.tables import Conversation, ConversationMedia
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from transcripts_support import Person, World, words_at
+from transcripts_support import World, words_at
 
+from helpers import Person
 from junto.config import Settings
 from junto.enums import Role
 from junto.jobs.context import JobContext

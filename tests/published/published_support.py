@@ -15,8 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "transcripts"))
-from transcripts_support import Person, World, words_at
+from transcripts_support import World, words_at
 
+from helpers import Person
 from junto.enums import Role
 from junto.storage.tables import BackchannelPost, Conversation, ConversationMedia
 from junto.storage.types import utcnow

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from knowledge_support import talk
-from transcripts_support import Person, World, words_at
+from transcripts_support import World, words_at
 
+from helpers import Person
 from junto import snippets
 from junto.enums import Role
 from junto.jobs import queue

@@ -16,8 +16,9 @@ from pathlib import Path
 import imageio_ffmpeg  # type: ignore[import-untyped]
 from knowledge_support import said_at, talk
 from sqlalchemy import func, select
-from transcripts_support import Person, World
+from transcripts_support import World
 
+from helpers import Person
 from junto.compositing import FPS
 from junto.storage.tables import Conversation, ConversationMedia, MediaConsent, Snippet
 

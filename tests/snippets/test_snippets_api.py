@@ -10,8 +10,9 @@ import pytest
 from knowledge_support import said_at
 from snippets_support import STATEMENT, line_range, make_media, snippet_count, snippetable
 from sqlalchemy import select
-from transcripts_support import Person, World, world_fixture  # noqa: F401 - fixture
+from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
+from helpers import Person
 from junto.snippets import MS_PER_LETTER, PAD_MS
 from junto.storage.tables import Job, SearchPassage
 

@@ -13,9 +13,9 @@ import pytest
 from search_support import fresh_vectors, search
 from snippets_support import line_range, make_media, snippetable
 from sqlalchemy import func, select
-from transcripts_support import Person, World, world_fixture  # noqa: F401 - fixture
+from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
-from helpers import eventually
+from helpers import Person, eventually
 from junto.enums import JobState
 from junto.storage.tables import SearchPassage
 

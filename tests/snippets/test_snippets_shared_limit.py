@@ -11,9 +11,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager  # type: ignore[import-not-found]
 from snippets_support import line_range, make_media, snippet_count, snippetable, talk_seconds
-from transcripts_support import Person, World, world_fixture  # noqa: F401 - fixture
+from transcripts_support import World, world_fixture  # noqa: F401 - fixture
 
-from helpers import csrf_headers
+from helpers import Person, csrf_headers
 from junto.app import build_app
 from junto.config import Settings
 

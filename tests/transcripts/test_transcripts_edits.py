@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from transcripts_support import Person, World, words_at, world_fixture  # noqa: F401
+from transcripts_support import World, words_at, world_fixture  # noqa: F401
 
+from helpers import Person
 from junto.enums import Role, Visibility
 from junto.transcripts import vtt
 

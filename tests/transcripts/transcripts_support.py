@@ -11,23 +11,18 @@ import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager  # type: ignore[import-not-found]
-from fastapi import FastAPI
 from sqlalchemy import select
 
-from helpers import csrf_headers, need_tool, signup
-from junto.app import build_app
+import helpers
+from helpers import Person, need_tool, open_world
 from junto.config import Settings
 from junto.enums import RecordingState, Role
 from junto.jobs.worker import run_worker
-from junto.node import Node
 from junto.storage.tables import Conversation, Job, Participant, Recording, TrackTranscript
 
 # What two speakers say, as (speaker, seconds after the piece starts, words). Used as the
@@ -44,46 +39,8 @@ def words_at(start_s: float, text: str, per_word_s: float = 0.4) -> Words:
     return out
 
 
-@dataclass
-class Person:
-    client: httpx.AsyncClient
-    me: dict[str, Any]
-
-    @property
-    def id(self) -> int:
-        return int(self.me["id"])
-
-    async def patch(self, url: str, body: Any) -> httpx.Response:
-        return await self.client.patch(url, json=body, headers=await csrf_headers(self.client))
-
-    async def post(self, url: str, body: Any = None) -> httpx.Response:
-        return await self.client.post(url, json=body, headers=await csrf_headers(self.client))
-
-
-@dataclass
-class World:
-    app: FastAPI
-    settings: Settings
-    clients: list[httpx.AsyncClient] = field(default_factory=list)
-
-    @property
-    def node(self) -> Node:
-        node: Node = self.app.state.node
-        return node
-
-    def client(self) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver"
-        )
-        self.clients.append(client)
-        return client
-
-    def anonymous(self) -> Person:
-        return Person(self.client(), {})
-
-    async def member(self, username: str, display_name: str | None = None) -> Person:
-        client = self.client()
-        return Person(client, await signup(client, username, display_name=display_name))
+class World(helpers.World):
+    """The harness's World, with the rows a transcript is built from."""
 
     async def ended_conversation(self, host: Person, **fields: Any) -> Conversation:
         """A conversation `host` created, started and ended through the API."""
@@ -164,14 +121,8 @@ class World:
 
 @pytest.fixture(name="world")
 async def world_fixture(settings: Settings) -> AsyncIterator[World]:
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60):
-        w = World(app, settings)
-        try:
-            yield w
-        finally:
-            for client in w.clients:
-                await client.aclose()
+    async with open_world(settings, World) as world:
+        yield world
 
 
 # ---- speech ---------------------------------------------------------------------------------
