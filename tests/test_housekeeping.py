@@ -316,3 +316,17 @@ async def test_two_sweeps_at_once_remove_everything_once(
     assert await ids_left(node, guests) == set()
     assert await count(node, Session) == 1  # Ana's
     assert not any((settings.data_dir / "recordings").iterdir())
+
+
+def test_workers_are_given_the_nodes_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's sweep keeps a shared bucket until the node's slowest refill has passed: the
+    worker process must read the node's limits, not the defaults."""
+    from junto.config import Limits, load_settings, worker_environment
+    from junto.ratelimit import longest_refill
+
+    slow = Limits(conversation_create_burst=5, conversation_create_per_second=1 / 86400)
+    node_settings = Settings(data_dir=Path("/tmp/junto-unused"), limits=slow)
+    for name, value in worker_environment(node_settings).items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().limits == slow
+    assert longest_refill(load_settings().limits) == 5 * 86400

@@ -278,6 +278,10 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         "HOUSEKEEPING_MINUTES": str(settings.housekeeping_minutes),
         "GUEST_IDLE_DAYS": str(settings.guest_idle_days),
     }
+    # The limits too: a worker's sweep forgets shared rate buckets by the slowest refill
+    # (junto.ratelimit.longest_refill), which must be the node's, not the defaults.
+    for f in fields(Limits):
+        env[f"LIMIT_{f.name.upper()}"] = repr(getattr(settings.limits, f.name))
     return {ENV_PREFIX + name: value for name, value in env.items()}
 
 
