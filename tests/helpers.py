@@ -232,6 +232,14 @@ class Person:
     async def headers(self) -> dict[str, str]:
         return await csrf_headers(self.client)
 
+    def cookie_headers(self, origin: str | None = None) -> dict[str, str]:
+        """Their cookies as a WebSocket handshake sends them (and its `Origin`, if given)."""
+        cookies = "; ".join(f"{k}={v}" for k, v in self.client.cookies.items())
+        headers = {"Cookie": cookies} if cookies else {}
+        if origin is not None:
+            headers["Origin"] = origin
+        return headers
+
     async def post(self, url: str, json: Any = None) -> httpx.Response:
         return await self.client.post(url, json=json, headers=await self.headers())
 

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
-from ws_support import TIMEOUT, Client, LiveRoom, Person, create_conversation, in_room, live_room
+from ws_support import TIMEOUT, Client, LiveRoom, create_conversation, in_room, live_room
 
 from conftest import LiveNode, make_live_node
-from helpers import csrf_headers
+from helpers import Person, csrf_headers
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +93,11 @@ def _frame(i: int, k: int, via: str) -> dict[str, Any]:
 async def _post_rest(person: Person, slug: str, i: int, k: int) -> tuple[int, str]:
     frame = _frame(i, k, "rest")
     path = "chat" if frame["type"] == "chat.send" else "backchannel"
-    headers = await csrf_headers(person.http)
+    headers = await csrf_headers(person.client)
     # A fresh connection: the person's kept-alive one may have idled past the server's
     # keep-alive timeout while the sockets were opening, and a POST is not retried on it.
     async with httpx.AsyncClient(
-        base_url=str(person.http.base_url), cookies=person.http.cookies
+        base_url=str(person.client.base_url), cookies=person.client.cookies
     ) as http:
         try:
             response = await http.post(
@@ -178,7 +178,7 @@ async def _stored_events(room: LiveRoom) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     after = 0
     while True:
-        response = await room.host.http.get(
+        response = await room.host.client.get(
             f"/api/conversations/{room.slug}/events", params={"after": after, "limit": 1000}
         )
         assert response.status_code == 200, response.text

@@ -14,10 +14,10 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy import select, update
-from ws_support import Client, Person, create_conversation, in_room
+from ws_support import Client, create_conversation, in_room
 
 from conftest import LiveNode, free_port
-from helpers import csrf_headers, eventually, signup
+from helpers import Person, csrf_headers, eventually, signup
 from junto.app import build_app
 from junto.config import Settings
 from junto.events import log as room_log
@@ -47,7 +47,7 @@ class Served:
         return person
 
     def watcher(self) -> Person:
-        self.people.append(person := Person(httpx.AsyncClient(base_url=self.live.url), None))
+        self.people.append(person := Person(httpx.AsyncClient(base_url=self.live.url), {}))
         return person
 
     async def conversation_id(self, slug: str) -> int:
@@ -100,17 +100,17 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
         yield served
     finally:
         for person in served.people:
-            await person.http.aclose()
+            await person.client.aclose()
         server.should_exit = True
         await asyncio.wait_for(task, 30)
 
 
 async def act(person: Person, path: str, body: Any = None) -> httpx.Response:
-    headers = await csrf_headers(person.http)
+    headers = await csrf_headers(person.client)
     if body is None:
-        response = await person.http.post(path, headers=headers)
+        response = await person.client.post(path, headers=headers)
     else:
-        response = await person.http.put(path, json=body, headers=headers)
+        response = await person.client.put(path, json=body, headers=headers)
     assert response.status_code == 200, response.text
     return response
 
@@ -136,7 +136,7 @@ async def room_log_last(served: Served, slug: str) -> int:
 
 
 async def rest_events(person: Person, slug: str) -> list[dict[str, Any]]:
-    response = await person.http.get(f"/api/conversations/{slug}/events", params={"limit": 1000})
+    response = await person.client.get(f"/api/conversations/{slug}/events", params={"limit": 1000})
     assert response.status_code == 200, response.text
     events: list[dict[str, Any]] = response.json()["events"]
     assert [e["id"] for e in events] == list(range(1, len(events) + 1)), "ids must stay dense"
@@ -198,7 +198,7 @@ async def test_captions_after_the_end_reach_reviewers_only(served: Served) -> No
             "another afterthought",
         ]
     # The other paths to the same words agree.
-    assert (await watcher.http.get(f"/c/{slug}/captions.vtt")).status_code == 404
+    assert (await watcher.client.get(f"/c/{slug}/captions.vtt")).status_code == 404
 
 
 async def test_the_rest_stream_follows_publishing_and_unpublishing(served: Served) -> None:

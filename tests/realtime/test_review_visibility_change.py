@@ -26,10 +26,10 @@ async def test_outsiders_are_closed_when_a_room_becomes_invite_only(room: LiveRo
     ):
         for client in (host, member, watcher):
             await client.wait_type("presence.state")
-        response = await room.host.http.patch(
+        response = await room.host.client.patch(
             f"/api/conversations/{room.slug}",
             json={"visibility": "invite_only"},
-            headers=await csrf_headers(room.host.http),
+            headers=await csrf_headers(room.host.client),
         )
         assert response.status_code == 200, response.text
 

@@ -25,7 +25,7 @@ async def test_signing_out_ends_what_an_open_socket_may_do(room: LiveRoom) -> No
 
         # Signing out (or a password reset revoking every session, or a stolen cookie being
         # revoked) ends the session in the database; the socket still carries the old cookie.
-        out = await ana.http.post("/api/signout", headers=await csrf_headers(ana.http))
+        out = await ana.client.post("/api/signout", headers=await csrf_headers(ana.client))
         assert out.status_code == 204
 
         await client.send(ref="c2", type="chat.send", body="after signing out")
@@ -33,6 +33,6 @@ async def test_signing_out_ends_what_an_open_socket_may_do(room: LiveRoom) -> No
         refused = [f for f in client.frames if f.get("ref") == "c2"]
         assert all(f["type"] == "error" for f in refused), refused
 
-    chat = (await room.host.http.get(f"/api/conversations/{room.slug}/chat")).json()
+    chat = (await room.host.client.get(f"/api/conversations/{room.slug}/chat")).json()
     bodies = [m["body"] for m in chat["messages"]]
     assert bodies == ["before signing out"], bodies

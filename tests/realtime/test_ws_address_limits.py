@@ -48,7 +48,7 @@ async def _refusal(node: LiveNode, path: str) -> tuple[int | None, str]:
 
 async def _present(room: LiveRoom) -> int:
     """How many people the conversation's summary says are present (what the lobby shows)."""
-    answer = await room.host.http.get(f"/api/conversations/{room.slug}")
+    answer = await room.host.client.get(f"/api/conversations/{room.slug}")
     assert answer.status_code == 200, answer.text
     return int(answer.json()["present"])
 

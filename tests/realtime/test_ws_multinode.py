@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ws_support import LiveRoom, Person, in_room, live_room, open_ws
+from ws_support import LiveRoom, in_room, live_room, open_ws
 
 from conftest import LiveNode, make_live_node
+from helpers import Person
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -96,5 +97,5 @@ async def test_concurrent_posts_through_two_processes_form_one_stream(
 async def _member_on(room: LiveRoom, node: LiveNode, name: str) -> Person:
     """Sign up through another process (sessions live in the shared database)."""
     person = await room.member(name)
-    person.http.base_url = node.url  # type: ignore[assignment]
+    person.client.base_url = node.url  # type: ignore[assignment]
     return person

@@ -105,7 +105,7 @@ async def _lobby_entry(lobby: Client, slug: str, pred: Any, what: str) -> dict[s
 
 
 async def test_lobby_lists_live_conversations_with_live_counts(room: LiveRoom) -> None:
-    host = room.host.http
+    host = room.host.client
     upcoming = await host.post(
         "/api/conversations",
         json={"title": "Later today", "scheduled_at": "2099-01-01T10:00:00Z"},
@@ -162,4 +162,4 @@ async def test_lobby_lists_live_conversations_with_live_counts(room: LiveRoom) -
 async def test_lobby_refuses_foreign_origins(room: LiveRoom) -> None:
     async with open_ws(room.node, "/ws/lobby", headers={"Origin": "https://evil.example"}) as lobby:
         assert await lobby.close_code() == 4400
-    assert isinstance(room.host.http, httpx.AsyncClient)
+    assert isinstance(room.host.client, httpx.AsyncClient)

@@ -19,30 +19,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import LiveNode
-from helpers import csrf_headers, guest, signup
+from helpers import Person, csrf_headers, guest, signup
 
 Frame = dict[str, Any]
 TIMEOUT = 10.0
-
-
-@dataclass
-class Person:
-    """Someone with an HTTP session on a node (cookie jar), or an anonymous watcher."""
-
-    http: httpx.AsyncClient
-    me: dict[str, Any] | None
-
-    @property
-    def id(self) -> int:
-        assert self.me is not None
-        return int(self.me["id"])
-
-    def headers(self, origin: str | None = None) -> dict[str, str]:
-        cookies = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
-        headers = {"Cookie": cookies} if cookies else {}
-        if origin is not None:
-            headers["Origin"] = origin
-        return headers
 
 
 @dataclass
@@ -141,7 +121,7 @@ class Client:
 async def open_ws(
     node: LiveNode, path: str, person: Person | None = None, **kwargs: Any
 ) -> AsyncIterator[Client]:
-    headers = person.headers() if person is not None else {}
+    headers = person.cookie_headers() if person is not None else {}
     headers.update(kwargs.pop("headers", {}))
     async with connect(
         node.ws_url + path, additional_headers=headers, open_timeout=TIMEOUT, **kwargs
@@ -186,23 +166,23 @@ class LiveRoom:
         return p
 
     def watcher(self) -> Person:
-        return Person(httpx.AsyncClient(base_url=self.node.url), None)
+        return Person(httpx.AsyncClient(base_url=self.node.url), {})
 
     async def close(self) -> None:
         for p in [self.host, *self.people]:
-            await p.http.aclose()
+            await p.client.aclose()
 
 
 async def create_conversation(host: Person, *, start: bool = True, **fields: Any) -> str:
     body = {"title": "Open questions", "tags": ["test"], **fields}
-    response = await host.http.post(
-        "/api/conversations", json=body, headers=await csrf_headers(host.http)
+    response = await host.client.post(
+        "/api/conversations", json=body, headers=await csrf_headers(host.client)
     )
     assert response.status_code == 201, response.text
     slug = str(response.json()["slug"])
     if start:
-        response = await host.http.post(
-            f"/api/conversations/{slug}/start", headers=await csrf_headers(host.http)
+        response = await host.client.post(
+            f"/api/conversations/{slug}/start", headers=await csrf_headers(host.client)
         )
         assert response.status_code == 200, response.text
     return slug
