@@ -331,6 +331,9 @@ class CaptionWorker:
         self._due: list[_Group] = []
         self._revising = 0
         self._draining = False
+        # Utterances of each stream queued or being transcribed (under `_lock`): a group is
+        # neither revised nor forgotten while more of its speaker's words are on the way.
+        self._pending: dict[StreamKey, int] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._transcriber, name="finals", daemon=True)
         self._background = threading.Thread(
@@ -417,6 +420,7 @@ class CaptionWorker:
     def _queue(self, stream: _Stream, utterances: list[Utterance]) -> None:
         for u in utterances:
             self.counters.utterances += 1
+            self._pending[stream.key] = self._pending.get(stream.key, 0) + 1
             t = stream.timeline
             self._jobs.put(
                 _Job(
@@ -446,6 +450,13 @@ class CaptionWorker:
             except Exception as exc:  # a model failure must not end every stream's captions
                 log.exception("transcribing an utterance failed")
                 self.emit({"type": "error", "message": f"transcription failed: {exc}"})
+            finally:
+                with self._lock:
+                    left = self._pending.get(job.key, 1) - 1
+                    if left > 0:
+                        self._pending[job.key] = left
+                    else:
+                        self._pending.pop(job.key, None)
 
     def _final(self, job: _Job) -> None:
         u = job.utterance
@@ -561,19 +572,23 @@ class CaptionWorker:
         return continues(group.last.text, piece.text)
 
     def _forget_ended(self) -> None:
-        """Drop the groups (and their audio) of streams that ended and have nothing due: the
-        queue is empty, so their last utterances were transcribed."""
+        """Drop the groups (and their audio) of streams that ended, whose last utterances were
+        transcribed and that have nothing due."""
         with self._lock:
             running = {key: stream.generation for key, stream in self._streams.items()}
+            pending = set(self._pending)
         with self._groups_lock:
             for key, group in list(self._groups.items()):
-                ended = running.get(key) != group.generation
+                ended = running.get(key) != group.generation and key not in pending
                 if ended and not any(d is group for d in self._due):
                     del self._groups[key]
 
     def _may_go_on(self, key: StreamKey, group: _Group) -> bool:
         """The speaker may still be saying the group's sentence: wait before revising it (a
         revision redone for every further piece would cost the CPU finals need)."""
+        with self._lock:
+            if key in self._pending:
+                return True  # more of theirs waits for its final caption: it may join the group
         if time.monotonic() - group.changed_at > 3.0:
             return False  # the stream stalled (a muted microphone): revise what was heard
         gap = int(self.config.join_gap_s * SAMPLE_RATE)
