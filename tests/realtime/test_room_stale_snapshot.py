@@ -374,20 +374,8 @@ def test_every_room_action_has_a_case() -> None:
     assert actions <= set(CASES), "a new room action needs its case here"
 
 
-# `hand_raised_at` is the time the action wrote the row; the event's `ts` (all a client has) is
-# taken a few milliseconds later, when the event is appended. Not strict: on a fast machine both
-# can fall in the same millisecond. The fix is one moment per action (Context.now given to the
-# event log's append); then this mark goes.
-HAND_TIME_DRIFT = pytest.mark.xfail(
-    strict=False, reason="stage.hand's ts is not the hand_raised_at the snapshot shows"
-)
-
-
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize(
-    "action",
-    [pytest.param(a, marks=HAND_TIME_DRIFT) if a == "hand.raise" else a for a in CASES],
-)
+@pytest.mark.parametrize("action", list(CASES))
 async def test_a_stale_snapshot_plus_the_events_equals_a_fresh_snapshot(
     shared_room: Room, action: str
 ) -> None:

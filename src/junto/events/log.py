@@ -68,8 +68,14 @@ async def append(
     type: str,
     data: dict[str, Any],
     actor_id: int | None,
+    *,
+    at: datetime | None = None,
 ) -> StoredEvent:
     """Allocate the next id and store the event in the caller's transaction.
+
+    `at` is the moment of the action, when it wrote its rows at that moment too: the event's
+    `ts` is then the time a snapshot shows (a raised hand's `hand_raised_at`), so a client that
+    applies the event agrees with one that loads the page afterwards.
 
     The caller commits and only then calls `node.hub.deliver(event)`: an event is never
     delivered before it is durable, so a resuming client can always read it back.
@@ -85,7 +91,7 @@ async def append(
     seq = (await db.execute(allocate)).scalar_one_or_none()
     if seq is None:
         raise LookupError(f"expected an existing conversation, got id {conversation_id}")
-    now = utcnow()
+    now = at or utcnow()
     await db.execute(
         insert(RoomEvent).values(
             conversation_id=conversation_id,

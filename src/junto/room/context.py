@@ -50,7 +50,9 @@ class Context:
         return self.actor.is_admin or self.me.role == Role.HOST
 
     async def emit(self, type_: str, data: dict[str, Any]) -> None:
-        event = await room_log.append(self.db, self.conv.id, type_, data, self.actor.id)
+        event = await room_log.append(
+            self.db, self.conv.id, type_, data, self.actor.id, at=self.now
+        )
         self.events.append(event)
 
 
