@@ -362,17 +362,26 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
         "filtered_p95_ms": pct(filtered, 95), "recall_at_10": got,
         "rss_after_open_mb": round(rss_open), "rss_mb": round(memory.rss / 2**20),
         "uss_mb": round(memory.uss / 2**20),
+        # RSS = anonymous memory (this process's alone: heap, the IVF's arrays, the delta) +
+        # file pages (libraries, the mapped vector file: the kernel's page cache, one copy for
+        # every process; USS counts them too while no other process has touched them).
+        "rss_anon_mb": round(_status_kb("RssAnon") / 1024),
+        "rss_file_mb": round(_status_kb("RssFile") / 1024),
         "peak_rss_mb": round(_high_water_kb() / 1024),
     }  # fmt: skip
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _high_water_kb() -> int:
     """This process's peak RSS. Not getrusage's ru_maxrss: Linux carries it over an exec, so a
     child started from a 1 GB parent reported the parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _status_kb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def in_process(engine: str, work: Path, rounds: int) -> dict[str, Any]:
@@ -395,8 +404,8 @@ def describe(name: str, m: dict[str, Any]) -> str:
         f"parts p95: keyword {m['keyword_p95_ms']:.1f} ms, vector {m['vector_p95_ms']:.1f} ms\n"
         f"    filtered by one speaker: p50 {m['filtered_p50_ms']:.1f} ms, p95 "
         f"{m['filtered_p95_ms']:.1f} ms; recall@10 {m['recall_at_10']:.3f}; opened in "
-        f"{m['open_s']:.1f} s; RSS {m['rss_mb']:,} MB (private {m['uss_mb']:,} MB, peak "
-        f"{m['peak_rss_mb']:,} MB)"
+        f"{m['open_s']:.1f} s; RSS {m['rss_mb']:,} MB ({m['rss_anon_mb']:,} MB its own, "
+        f"{m['rss_file_mb']:,} MB file pages; peak {m['peak_rss_mb']:,} MB)"
     )
 
 
@@ -513,9 +522,11 @@ def main() -> None:
     summary = {
         "hours": last["hours"], "passages": last["passages"], "segments": last["segments"],
         "p50_ms": new["p50_ms"], "p95_ms": new["p95_ms"], "recall_at_10": new["recall_at_10"],
-        "rss_mb_per_process": new["rss_mb"], "private_mb_per_process": new["uss_mb"],
+        "rss_mb_per_process": new["rss_mb"], "anon_mb_per_process": new["rss_anon_mb"],
+        "file_mb_per_process": new["rss_file_mb"],
         "baseline_p95_ms": old["p95_ms"], "baseline_recall_at_10": old["recall_at_10"],
         "baseline_rss_mb_per_process": old["rss_mb"],
+        "baseline_anon_mb_per_process": old["rss_anon_mb"],
         "baseline_fts_p95_ms": new["baseline_fts_p95_ms"],
         "index_build_s": round(last["fts_build_s"] + last["vector_file_build_s"], 1),
         "vector_file_mb": last["vector_file_mb"],
