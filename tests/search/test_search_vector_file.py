@@ -182,3 +182,29 @@ def test_a_process_that_opens_the_vectors_first_can_still_embed_queries() -> Non
     )  # fmt: skip
     assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
     assert run.stdout.strip() == "(1, 384)"
+
+
+async def test_a_process_without_the_file_holds_only_the_newest_passages(world: World) -> None:
+    """An archive indexed before the vector file existed (or whose writer failed): a serving
+    process keeps at most `delta_limit` of the newest passages in memory, not the archive,
+    and has them all once the file is written."""
+    ana = await world.member("ana", "Ana Host")
+    ben = await world.member("ben", "Ben Speaker")
+    await indexed_talk(world, ana, ben)
+    rows = await passage_rows(world)
+    folder = vectorstore.folder_of(world.settings)
+    for f in folder.iterdir():  # as before the file existed
+        f.unlink()
+    store = vectorstore.VectorStore(folder, delta_limit=5)
+    async with world.node.db() as db:
+        await store.refresh(db)
+    assert store.file is None
+    assert sorted(store.delta.ids.tolist()) == [r.id for r in rows[-5:]]
+    assert rows[-1].embedding is not None
+    query = np.frombuffer(rows[-1].embedding, dtype="<f2").astype(np.float32)
+    assert store.search_now(query, 1)[0][0] == rows[-1].id
+
+    assert (await vectorstore.update_file(world.node.db, folder)).startswith("rebuilt")
+    async with world.node.db() as db:
+        await store.refresh(db)
+    assert store.file is not None and len(store.file) == len(rows) and len(store.delta) == 0

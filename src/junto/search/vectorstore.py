@@ -57,6 +57,11 @@ LOAD_BATCH = 5_000
 MERGE_SHARE = 0.01
 DEAD_SHARE = 0.2  # rebuild from the table when this share of the file was deleted
 BUILD_BATCH = 100_000
+# At most this many passages are loaded into a process's exact delta at once (150 MB of float32).
+# The writer keeps the delta far smaller (MERGE_SHARE); this bounds an archive that has no file
+# yet (indexed before the file existed, or its writer failing): each process would otherwise
+# load all of it, ~4 GB at 10,000 hours. The older passages wait for the file meanwhile.
+DELTA_LIMIT = 100_000
 
 
 def folder_of(settings: Settings) -> Path:
@@ -83,8 +88,9 @@ def read_manifest(folder: Path) -> Manifest | None:
 class VectorStore:
     """One process's view of a node's vectors: the shared file plus the exact delta."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, delta_limit: int = DELTA_LIMIT) -> None:
         self.folder = folder
+        self.delta_limit = delta_limit
         self.file: FileIndex | None = None
         self.file_max = 0  # ids up to this are in the file
         self.delta = Exact()
@@ -108,9 +114,28 @@ class VectorStore:
             if newest < self.loaded_max:  # another database (tests reuse URLs): start again
                 self._forget()
             if newest > self.loaded_max:
-                async for ids, vectors in batches(db, self.loaded_max):
+                async for ids, vectors in batches(db, await self._delta_start(db)):
                     self.delta.add(ids, vectors.astype(np.float32))
                 self.loaded_max = newest
+
+    async def _delta_start(self, db: AsyncSession) -> int:
+        """The id after which rows are loaded: what is loaded so far, unless more than
+        delta_limit rows follow it (then only the newest delta_limit)."""
+        cutoff = await db.scalar(
+            select(SearchPassage.id)
+            .where(SearchPassage.id > self.loaded_max)
+            .order_by(SearchPassage.id.desc())
+            .offset(self.delta_limit)
+            .limit(1)
+        )
+        if cutoff is None:
+            return self.loaded_max
+        log.warning(
+            "search vectors: more than %d passages are not in the vector file; only the newest "
+            "are searched by meaning until it is written",
+            self.delta_limit,
+        )
+        return int(cutoff)
 
     async def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k nearest (id, cosine) to a unit query vector, best first."""
