@@ -94,9 +94,10 @@ class WorkerConfig:
     join_max_s: float = 27.0
     # Pieces with less speech than this are taken for parts of a sentence, whatever their marks.
     fragment_s: float = 2.5
-    # The background thread (partials, revisions): its model's threads, and how far below the
-    # finals it runs (Linux keeps a nice value per thread; its model's threads inherit it).
-    background_threads: int = 1
+    # How far below the finals the background thread (partials, revisions) runs: Linux keeps a
+    # nice value per thread, and its model's threads inherit it. Its model has as many threads
+    # as the finals' (`cpu_threads`): int8 sums in another order can change a borderline word,
+    # and a revision must hear what the final would have.
     background_nice: int = 10
     vad: VadConfig = field(default_factory=VadConfig)
 
@@ -507,7 +508,7 @@ class CaptionWorker:
                 c.model,
                 english_only=c.english_only,
                 beam=c.beam,
-                cpu_threads=c.background_threads,
+                cpu_threads=c.cpu_threads,
                 short_window=c.short_window,
             )
         except Exception:
