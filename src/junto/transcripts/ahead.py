@@ -147,7 +147,8 @@ def _model(name: str, settings: Settings) -> WhisperModel:
 
     resolved = str(resolve_model(name, settings))
     if resolved not in _models:
-        _models[resolved] = WhisperModel(resolved, device="cpu", compute_type="int8", cpu_threads=1)
+        # The same threads as the final pass (junto.speech.models.load_model): the same words.
+        _models[resolved] = WhisperModel(resolved, device="cpu", compute_type="int8", cpu_threads=0)
     return _models[resolved]
 
 
