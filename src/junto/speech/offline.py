@@ -131,14 +131,23 @@ def transcribe_audio(
     return words
 
 
+@dataclass(frozen=True)
+class Settled:
+    """A place where a recording being made may be cut: `until_s`, with `speech_s` seconds of
+    speech between where its last cut was and there."""
+
+    until_s: float
+    speech_s: float
+
+
 def settled_until(
-    audio: npt.NDArray[np.float32], from_s: float, *, pause_s: float = 1.0, keep_s: float = 2.0
-) -> float | None:
-    """Where the audio after `from_s` may be cut without cutting a word: the middle of the
-    last pause of at least `pause_s` that ends `keep_s` before the audio does (the speaker
-    may still be mid-word at the very end). None if there is no such pause, or no speech
-    after `from_s` at all (then the whole stretch is settled silence: the audio's end minus
-    `keep_s`)."""
+    audio: npt.NDArray[np.float32], from_s: float, *, pause_s: float = 2.0, keep_s: float = 2.0
+) -> Settled | None:
+    """Where the audio after `from_s` may be cut without cutting what the final pass would
+    hear as one: the middle of the last pause of at least `pause_s` (the final pass's own VAD
+    joins speech across shorter pauses) that ends `keep_s` before the audio does (the speaker
+    may be mid-word at the very end). None if there is no such pause yet. Silence to the end
+    is settled up to `keep_s` before the end."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     begin = int(max(0.0, from_s) * SAMPLE_RATE)
@@ -150,12 +159,15 @@ def settled_until(
     options = VadOptions(min_silence_duration_ms=int(pause_s * 1000), speech_pad_ms=0)
     speech = get_speech_timestamps(stretch, options)
     if not speech:
-        return (begin + limit) / SAMPLE_RATE
-    cut: int | None = None
-    for before, after in itertools.pairwise(speech):
-        gap_end = after["start"]
-        if gap_end <= limit and gap_end - before["end"] >= pause_s * SAMPLE_RATE:
-            cut = (before["end"] + gap_end) // 2
-    if speech[-1]["end"] + pause_s * SAMPLE_RATE <= limit:
-        cut = (speech[-1]["end"] + limit) // 2  # the speaker stopped: all of it is settled
-    return None if cut is None else (begin + cut) / SAMPLE_RATE
+        return Settled((begin + limit) / SAMPLE_RATE, 0.0)
+    gap = pause_s * SAMPLE_RATE
+    cut: tuple[int, int] | None = None  # (sample, speech samples before it)
+    spoken = 0
+    for before, after in itertools.pairwise([*speech, {"start": limit + int(gap), "end": 0}]):
+        spoken += before["end"] - before["start"]
+        gap_end = min(after["start"], limit)
+        if gap_end - before["end"] >= gap / 2 and after["start"] - before["end"] >= gap:
+            cut = ((before["end"] + gap_end) // 2, spoken)
+    if cut is None:
+        return None
+    return Settled((begin + cut[0]) / SAMPLE_RATE, cut[1] / SAMPLE_RATE)
