@@ -16,6 +16,10 @@ export function jobTitle(job) {
       return job.subject ? `Finishing a recording of ${job.subject}` : "Finishing a recording";
     case "transcript.track":
       return job.subject ? `Transcribing ${job.subject}’s track` : "Transcribing a track";
+    case "transcript.ahead":
+      return job.subject
+        ? `Transcribing ${job.subject} while they speak`
+        : "Transcribing while they speak";
     case "transcript.build":
       return "Building the transcript";
     case "composite.render":
