@@ -141,13 +141,19 @@ class Settled:
 
 
 def settled_until(
-    audio: npt.NDArray[np.float32], from_s: float, *, pause_s: float = 2.0, keep_s: float = 2.0
+    audio: npt.NDArray[np.float32],
+    from_s: float,
+    *,
+    pause_s: float = 2.0,
+    keep_s: float = 2.0,
+    enough_s: float | None = None,
 ) -> Settled | None:
     """Where the audio after `from_s` may be cut without cutting what the final pass would
     hear as one: the middle of the last pause of at least `pause_s` (the final pass's own VAD
     joins speech across shorter pauses) that ends `keep_s` before the audio does (the speaker
     may be mid-word at the very end). None if there is no such pause yet. Silence to the end
-    is settled up to `keep_s` before the end."""
+    is settled up to `keep_s` before the end. With `enough_s`, the first such pause with at
+    least that much speech before it (a bounded piece of work) rather than the last."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     begin = int(max(0.0, from_s) * SAMPLE_RATE)
@@ -168,6 +174,8 @@ def settled_until(
         gap_end = min(after["start"], limit)
         if gap_end - before["end"] >= gap / 2 and after["start"] - before["end"] >= gap:
             cut = ((before["end"] + gap_end) // 2, spoken)
+            if enough_s is not None and spoken >= enough_s * SAMPLE_RATE:
+                break  # the first cut with enough speech before it
     if cut is None:
         return None
     return Settled((begin + cut[0]) / SAMPLE_RATE, cut[1] / SAMPLE_RATE)

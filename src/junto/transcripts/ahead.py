@@ -173,7 +173,9 @@ def _step(journal: Path, draft: Draft, settings: Settings) -> Draft | None:
         if not info.has_audio:
             return None
         audio = decode_16k(snapshot)
-    settled = settled_until(audio, draft.upto_s)
+    # At most about one Whisper window per look: a look is never long, so a piece that ends
+    # waits little for the look under way (the finalize and the track jobs queue behind it).
+    settled = settled_until(audio, draft.upto_s, enough_s=MIN_SPEECH_S)
     if settled is None:
         return None
     cut = settled.until_s
