@@ -82,3 +82,29 @@ def test_a_final_caption_does_not_wait_behind_a_slow_partial(tmp_path: Path) -> 
         for made in HeldRecognizer.made:
             made.release.set()
         worker.stop()
+
+
+def test_two_captions_with_the_words_of_their_revision_still_become_one() -> None:
+    """A revision that ran before a sentence's last piece joined (a stream that stalled) and
+    that piece's own caption are two captions; heard again whole, the same words must come
+    out as one caption, not stay two (the CI run of stop 12 showed two)."""
+    import numpy as np
+
+    from junto.speech.caption_worker import _Group, _Job, _Piece
+    from junto.speech.vad import Utterance
+
+    inbox = Inbox()
+    worker = CaptionWorker(WorkerConfig(model="unused"), inbox, recognizer=HeldRecognizer)
+
+    def piece(seq: int, start: int, text: str) -> _Piece:
+        audio = np.full(16_000, 0.1, dtype=np.float32)
+        utterance = Utterance(start, start + 16_000, start + 15_000, audio, voiced=0.95)
+        return _Piece(seq, _Job(SPEAKER_A, 1, utterance, 1.0, 2.0, 2.0), text)
+
+    first, second = piece(7, 0, "words people"), piece(8, 16_000, "said")
+    group = _Group(SPEAKER_A, 1, [first, second], [7, 8], ["words people", "said"])
+    HeldRecognizer.made.clear()
+    worker._revise(HeldRecognizer(), group, group.pieces, [7, 8], ["words people", "said"])
+    [revised] = [m for m in inbox.messages if m["type"] == "revised"]
+    assert revised["replaces"] == [7, 8] and revised["text"] == "words people said"
+    assert group.shown == [revised["seq"]]

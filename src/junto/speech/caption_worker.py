@@ -645,8 +645,10 @@ class CaptionWorker:
         self.counters.audio_s += len(audio) / SAMPLE_RATE
         if not plausible(found, len(audio) / SAMPLE_RATE, joined_voiced(pieces)):
             return  # the pieces' own captions stand
-        if shown and same_words(found.text, " ".join(shown_text)):
+        if len(shown) == 1 and same_words(found.text, shown_text[0]):
             return  # nothing to correct
+        # Several captions with the same words still become one: a revision that ran before
+        # the last piece joined (a stalled stream) leaves its caption and that piece's apart.
         text = found.text
         if pieces[0].text[:1].isupper() and text[:1].islower():
             # Whisper heard the joined audio mid-sentence; the first piece knew it began one.
