@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from helpers import eventually, need_tool
+from junto.speech.offline import decode_16k
 
 RATE = 48_000
 PACKET_SAMPLES = 960  # 20 ms at 48 kHz: what browsers send
@@ -105,9 +106,7 @@ def speak(folder: Path, name: str, voice: str, text: str, lead_s: float = 0.5) -
 
 
 def pcm16k(path: Path) -> npt.NDArray[np.float32]:
-    from faster_whisper.audio import decode_audio
-
-    return np.asarray(decode_audio(str(path), sampling_rate=16_000), dtype=np.float32)
+    return decode_16k(path)  # as the final pass hears it
 
 
 def encode_opus(samples: npt.NDArray[np.int16]) -> list[bytes]:

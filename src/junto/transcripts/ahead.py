@@ -44,7 +44,13 @@ from junto.enums import RecordingState
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.recording.webm import NothingRecorded, journal_to_webm
 from junto.speech.models import resolve_model, unsupported_language
-from junto.speech.offline import Word, decode_16k, settled_until, transcribe_audio
+from junto.speech.offline import (
+    SAMPLE_RATE,
+    Word,
+    decode_16k,
+    settled_until,
+    transcribe_audio,
+)
 from junto.speech.vocabulary import conversation_vocabulary
 from junto.storage.tables import Conversation, Recording, TrackTranscript
 from junto.transcripts import store
@@ -183,7 +189,7 @@ def _step(journal: Path, draft: Draft, settings: Settings) -> Draft | None:
         return replace(draft, upto_s=round(cut, 3))  # nothing said: the next look starts here
     if settled.speech_s < MIN_SPEECH_S:
         return None
-    begin, end = int(draft.upto_s * 16_000), int(cut * 16_000)
+    begin, end = int(draft.upto_s * SAMPLE_RATE), int(cut * SAMPLE_RATE)
     words = transcribe_audio(
         audio[begin:end],
         draft.model,
