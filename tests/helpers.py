@@ -206,7 +206,7 @@ async def in_process_node(settings: Settings) -> AsyncIterator[tuple[Node, httpx
     tests that also call the node's services directly."""
     app = build_app(settings)
     async with (
-        LifespanManager(app, startup_timeout=60),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as client,
@@ -311,7 +311,7 @@ W = TypeVar("W", bound=World)
 async def open_world(settings: Settings, kind: type[W]) -> AsyncIterator[W]:
     """A `kind` of World on a node built from `settings` (lifespan run, migrations done)."""
     app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60):
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
         world = kind(app, settings)
         try:
             yield world

@@ -233,18 +233,32 @@ def camera_taps(media: Any, room: int, user_id: int) -> list[Callable[[str, Any]
 
 
 async def feed_camera(
-    media: Any, room: int, user_id: int, packets: Iterable[bytes], *, with_video: bool = False
+    node: Any, room: int, user_id: int, packets: Iterable[bytes], *, with_video: bool = False
 ) -> None:
-    """Wait for the captioner's tap on `user_id`'s camera, then hand it every Opus packet, as the
-    SFU's forwarding path does (a small video packet before each, if `with_video`)."""
+    """Wait for the captioner's tap on `user_id`'s camera and for the conversation's names to
+    reach its worker, then hand it every Opus packet, as the SFU's forwarding path does (a small
+    video packet before each, if `with_video`).
+
+    The packets go in at once but are stamped 20 ms apart from now on, as if spoken in real
+    time: a busy machine pausing this loop must not look like the speaker pausing."""
+    media, captioner = node.media, node.captioner
 
     async def tapped() -> bool:
         return bool(camera_taps(media, room, user_id))
 
     await eventually(tapped, 10)
+    await captioner.vocabulary_sent()
     taps = camera_taps(media, room, user_id)
-    for packet in packets:
-        for tap in taps:
-            if with_video:
-                tap("video", av.Packet(b"\x00" * 10))  # video is not captioned
-            tap("audio", av.Packet(packet))
+    packets = list(packets)
+    now = [time.time()]
+    real_clock = captioner.clock
+    captioner.clock = lambda: now[0]
+    try:
+        for packet in packets:
+            now[0] += 0.02
+            for tap in taps:
+                if with_video:
+                    tap("video", av.Packet(b"\x00" * 10))  # video is not captioned
+                tap("audio", av.Packet(packet))
+    finally:
+        captioner.clock = real_clock

@@ -60,7 +60,7 @@ async def test_a_speakers_words_become_stored_captions_events_and_webvtt(
     # Ana publishes her camera in the live conversation: on air, so the captioner taps it.
     node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
 
-    await feed_camera(node.media, conv.id, me["id"], packets, with_video=True)
+    await feed_camera(node, conv.id, me["id"], packets, with_video=True)
     # She stops: the worker finishes her last utterance.
     node.on_air.publications_changed(conv.id, [])
 
@@ -195,7 +195,7 @@ async def test_a_revision_replaces_the_pieces_for_listeners_late_joiners_and_the
         try:
             node.on_air.publications_changed(conv.id, [Publication(me["id"], "camera", True, True)])
 
-            await feed_camera(node.media, conv.id, me["id"], packets)
+            await feed_camera(node, conv.id, me["id"], packets)
             node.on_air.publications_changed(conv.id, [])
             async with asyncio.timeout(90):
                 await node.captioner.drain()
@@ -255,7 +255,7 @@ async def test_the_last_words_before_the_node_stops_are_still_captioned(
             return process.ready
 
         await eventually(ready, 60)
-        await feed_camera(node.media, conv.id, me["id"], packets)
+        await feed_camera(node, conv.id, me["id"], packets)
         # The node stops right after her last word.
 
     async with in_process_node(settings.with_overrides(recording=False, captions=False)) as (

@@ -139,6 +139,10 @@ class LiveCaptioner:
         self._hints: set[asyncio.Task[None]] = set()
         # Conversations whose language the caption model does not know -> why (captions off).
         self.off: dict[int, str] = {}
+        # When a packet arrived (wall seconds): the worker's timeline is built from these.
+        # Tests that hand over a minute of speech in a millisecond give a clock that says
+        # when each packet would have come; a stall in their feeding loop is then no pause.
+        self.clock: Callable[[], float] = time.time
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -212,7 +216,7 @@ class LiveCaptioner:
         def tap(kind: str, packet: Any) -> None:
             if kind == "audio" and room not in off:
                 # Copy now: the packet's buffer belongs to the forwarding path.
-                process.send_packet(key, time.time(), bytes(packet))
+                process.send_packet(key, self.clock(), bytes(packet))
 
         speaker.remove_tap = media.add_tap(room, user_id, tap, Source.CAMERA)
         process.warm()
@@ -222,6 +226,11 @@ class LiveCaptioner:
         hint = loop.create_task(self._prepare(room, key), name="caption-vocabulary")
         self._hints.add(hint)
         hint.add_done_callback(self._hints.discard)
+
+    async def vocabulary_sent(self) -> None:
+        """Wait until every on-air speaker's conversation vocabulary is with the worker."""
+        while self._hints:
+            await asyncio.gather(*self._hints, return_exceptions=True)
 
     async def _prepare(self, room: int, key: StreamKey) -> None:
         """Tell the worker what this conversation's captions should expect to hear
