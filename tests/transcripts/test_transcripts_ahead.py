@@ -23,9 +23,9 @@ from junto.enums import RecordingState
 from junto.jobs.queue import enqueue
 from junto.recording.journal import JournalMeta, JournalWriter
 from junto.recording.webm import journal_to_webm
+from junto.speech.offline import SAMPLE_RATE, decode_16k
 from junto.storage.tables import Job, Recording, TrackTranscript
 from junto.storage.types import utcnow
-from junto.speech.offline import SAMPLE_RATE, decode_16k
 from junto.transcripts import ahead
 from speech_scoring import normalize
 

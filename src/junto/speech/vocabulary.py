@@ -69,6 +69,20 @@ async def conversation_vocabulary(db: AsyncSession, conversation_id: int) -> str
     conv = await db.get(Conversation, conversation_id)
     if conv is None:
         return ""
+    names = await conversation_names(db, conversation_id)
+    tags = (
+        await db.scalars(
+            select(ConversationTag.tag)
+            .where(ConversationTag.conversation_id == conversation_id)
+            .order_by(ConversationTag.tag)
+        )
+    ).all()
+    return vocabulary(names, conv.title, list(tags))
+
+
+async def conversation_names(db: AsyncSession, conversation_id: int) -> list[str]:
+    """The display names of the conversation's stage (hosts, co-hosts, speakers) and of
+    everyone recorded in it, in the order they joined Junto."""
     on_stage = select(Participant.user_id).where(
         Participant.conversation_id == conversation_id, Participant.role.in_(_STAGE_ROLES)
     )
@@ -80,11 +94,4 @@ async def conversation_vocabulary(db: AsyncSession, conversation_id: int) -> str
             .order_by(User.id)
         )
     ).all()
-    tags = (
-        await db.scalars(
-            select(ConversationTag.tag)
-            .where(ConversationTag.conversation_id == conversation_id)
-            .order_by(ConversationTag.tag)
-        )
-    ).all()
-    return vocabulary(list(names), conv.title, list(tags))
+    return list(names)

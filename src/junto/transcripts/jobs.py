@@ -26,6 +26,7 @@ from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue, wake
 from junto.speech.models import unsupported_language
 from junto.speech.offline import Word, transcribe_file
+from junto.speech.vocabulary import conversation_names
 from junto.storage.tables import (
     Conversation,
     Job,
@@ -36,7 +37,7 @@ from junto.storage.tables import (
     User,
 )
 from junto.storage.types import utcnow
-from junto.transcripts import ahead, merge, store, vtt
+from junto.transcripts import ahead, merge, names, store, vtt
 
 TRACK_KIND = "transcript.track"
 BUILD_KIND = "transcript.build"
@@ -183,7 +184,8 @@ async def build(ctx: JobContext) -> None:
             note = "kept the edited transcript"
         else:
             pieces = await _pieces(db, conv)
-            segs = merge.segments(merge.timeline_words(pieces))
+            people = await conversation_names(db, conversation_id)
+            segs = merge.segments(names.respell_names(merge.timeline_words(pieces), people))
             models = await _models(db, conversation_id)
             await _replace(db, conversation_id, segs, models or ctx.settings.transcript_model)
             await db.commit()
