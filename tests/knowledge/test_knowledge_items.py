@@ -164,8 +164,8 @@ def test_the_labelled_set_is_large_varied_and_keeps_a_held_out_part() -> None:
     held = sum(len(m.sentences) for m in meetings if m.split == "heldout")
     # The held-out part stays the same 264 sentences as training meetings are added: its
     # size, not its share, is what makes its figures worth reading (the share fell from 24 %
-    # to 17 % with the third round of training meetings).
-    assert total >= 400 and held >= 250 and held / total >= 0.15
+    # to 15 % with the third round of training meetings, and under 15 % with the fourth).
+    assert total >= 400 and held >= 250 and held / total >= 0.10
     assert len({m.style for m in meetings}) >= 10
     rows = dataset.rows("heldout")
     assert len(rows) == held and {"prev_text", "next_speaker", "owner"} <= set(rows[0])
@@ -176,7 +176,7 @@ def test_the_shipped_classifier_finds_items_in_meetings_it_never_saw() -> None:
     held_out = dataset.meetings("heldout")
     ours = evaluate.score(held_out, evaluate.classifier(get_embedder()))
     cues = evaluate.score(held_out, evaluate.baseline)
-    # Floors under what was measured (bench/knowledge.py: 0.87, 0.70, 0.86, owners 98 %), and
+    # Floors under what was measured (bench/knowledge.py: 0.85, 0.73, 0.85, owners 98 %), and
     # above the cue phrases for every kind.
     for kind, floor in (("questions", 0.7), ("decisions", 0.65), ("actions", 0.75)):
         assert ours.kinds[kind].f1 >= floor, (kind, ours.kinds[kind])
@@ -241,6 +241,31 @@ def test_a_choice_taken_in_passing_and_a_question_without_its_form_are_found() -
     assert "I wonder whether we need to book a table for that many people." in [
         q.text for q in k.questions
     ]
+
+
+def test_a_proposal_taken_up_is_decided_where_taken_up_and_a_refusal_of_the_group_too() -> None:
+    """A proposal ("i'd say friday") becomes a decision when the others take it up: the
+    summing up after the agreement is the decision, the proposal is not (the model before the
+    fourth round of training meetings called both decisions). A decision not to do something,
+    said as the group's plan ("we're not replacing ..."), is found (it was missed)."""
+    k = said(
+        [
+            (MAYA, "the team lunch, friday or next week"),
+            (TOM, "i'd say friday, half the team is away next week"),
+            (PRIYA, "agreed"),
+            (MAYA, "friday it stays then"),
+        ]
+    )
+    assert [d.text for d in k.decisions] == ["friday it stays then"]
+    k = said(
+        [
+            (MAYA, "and the colour printer upstairs."),
+            (PRIYA, "honestly nobody uses it."),
+            (MAYA, "we're not replacing that one this year."),
+            (TOM, "fair enough."),
+        ]
+    )
+    assert [d.text for d in k.decisions] == ["we're not replacing that one this year."]
 
 
 @pytest.mark.parametrize("weights", ["missing", "garbage"])

@@ -28,7 +28,7 @@ log = logging.getLogger("junto.knowledge")
 
 KINDS = ("question", "decision", "action")
 MODEL_FILE = "items_model.npz"
-FEATURES_VERSION = 6  # bump when `features` changes: the shipped weights must be retrained
+FEATURES_VERSION = 7  # bump when `features` changes: the shipped weights must be retrained
 
 FILLERS = r"(?:um+|uh+|er+|so|and|but|okay|ok|oh|well|yeah|alright|right|also|actually|like)"
 LEAD = re.compile(rf"^(?:\W*{FILLERS}\b[\s,.]*)*", re.I)
@@ -145,8 +145,32 @@ NARRATED = re.compile(
     re.I,
 )
 
-CUES = 40  # len(_cues(...)): the features after the three embeddings
+CUES = 45  # len(_cues(...)): the features after the three embeddings
 
+# Fourth round. A proposal or an opinion put to the others, not yet taken ("I'd propose we
+# ...", "maybe we just ...", "shall we ..."): a decision only once someone sums it up.
+TENTATIVE = re.compile(
+    r"\b(?:i'd (?:propose|suggest|rather|keep|give|say|go|prefer|like|vote)|i would (?:propose|"
+    r"suggest|rather|prefer)|i propose|i suggest|maybe we|perhaps we|we could|we might|how about|"
+    r"what if|shall we|should we|my take|my vote|in my view|i think we should|why don't we|"
+    r"what about)\b",
+    re.I,
+)
+# Running the meeting rather than settling anything: "first item ...", "let's start", "next".
+AGENDA = re.compile(
+    r"\b(?:first item|next item|last item|first thing|next thing|on the list|on the agenda|"
+    r"let's start|let's begin|let's get started|to order|items? today|moving on|next up|"
+    r"any other business|anything else|next,|\w+ item)\b|^\W*(?:next|first|finally)\b",
+    re.I,
+)
+# A decision not to do something, said as the group's plan: "we're not doing dark mode".
+NOT_DOING = re.compile(
+    r"\b(?:we're|we are) not \w+ing\b|\bwe aren't \w+ing\b|"
+    r"\bwe (?:won't|will not|don't|do not) (?:do|run|buy|open|close|go|plan|promise|take|use|"
+    r"hire|move|change|renew|pay|print|book|ship|add|keep)\b|"
+    r"\bno (?:more )?\w+ (?:this|next) (?:time|year|quarter|month|week|sprint|round)\b",
+    re.I,
+)
 
 POLITE_REQUEST = re.compile(
     rf"^(?:\W*{FILLERS}\b[\s,.]*)*(?:[^\W\d_]+,\s*)?(?:can|could|would|will) you\b", re.I
@@ -274,6 +298,22 @@ def _cues(sentences: Sequence[Sentence], i: int, people: Mapping[int, str]) -> l
         # Cross-validated on train as neutral (decisions 0.746 -> 0.747); kept because
         # narrated past events are a kind of sentence the meetings hold few of.
         float(bool(NARRATED.search(text))),
+        # Fourth round, cross-validated on train only (see bench/README.md).
+        float(bool(TENTATIVE.search(text))),
+        float(bool(AGENDA.search(core)) or bool(AGENDA.search(text))),
+        # Someone else's proposal just before, and this sentence takes it up without asking:
+        # "how about the 14th" -> "okay, the 14th then" turns the proposal into a decision.
+        float(
+            prev is not None
+            and prev.speaker_id != s.speaker_id
+            and bool(TENTATIVE.search(prev.text) or LETS.search(prev.text))
+            and not text.endswith("?")
+            and not TENTATIVE.search(text)
+        ),
+        float(bool(NOT_DOING.search(text)) and not HYPOTHETICAL.search(text)),
+        # A question about the group's own plan, even without its mark ("tickets, do we keep
+        # them at ten"): asked, not yet settled.
+        float(bool(PLAN_QUESTION.search(text)) or bool(ASKS.search(text))),
     ]
 
 

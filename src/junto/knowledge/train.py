@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from junto.knowledge import dataset, items
+from junto.knowledge import cues, dataset, items
 from junto.knowledge.embeddings import Embedder, get_embedder
 
 # 0.3 and 100 added with the third round of meetings: the choice had sat at the grid's edge.
@@ -37,16 +37,25 @@ class Table:
     x: np.ndarray  # (n, d) raw features
     y: np.ndarray  # (n, len(KINDS)) 0/1 labels
     group: np.ndarray  # (n,) the meeting each sentence is from
+    # (n, len(KINDS)): found whatever the classifier says, as items.detect does (a decision
+    # stated outright), so that thresholds are chosen for the detector that runs.
+    forced: np.ndarray
 
 
 def table(meetings: Sequence[dataset.Meeting], embedder: Embedder) -> Table:
-    xs, ys, groups = [], [], []
+    xs, ys, groups, forced = [], [], [], []
     for g, m in enumerate(meetings):
         vectors = embedder.embed([s.text for s in m.sentences])
         xs.append(items.features(m.sentences, vectors, m.people))
         ys.append([[lb.is_question, lb.is_decision, lb.is_action] for lb in m.labels])
         groups += [g] * len(m.sentences)
-    return Table(np.vstack(xs), np.array([r for y in ys for r in y], float), np.array(groups))
+        forced += [[False, cues.is_decision(s.text), False] for s in m.sentences]
+    return Table(
+        np.vstack(xs),
+        np.array([r for y in ys for r in y], float),
+        np.array(groups),
+        np.array(forced, dtype=bool).reshape(-1, len(items.KINDS)),
+    )
 
 
 def fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
@@ -107,7 +116,7 @@ def choose(t: Table, kind: int) -> tuple[float, float, float]:
     scored = []
     for lam in LAMBDAS:
         p = out_of_fold(t, kind, lam)
-        scores = [f1(t.y[:, kind], p >= th) for th in THRESHOLDS]
+        scores = [f1(t.y[:, kind], (p >= th) | t.forced[:, kind]) for th in THRESHOLDS]
         top = max(scores)
         # The middle of the thresholds that reach the best score: the most room either side.
         ties = [float(th) for th, sc in zip(THRESHOLDS, scores, strict=True) if sc >= top - 1e-9]
