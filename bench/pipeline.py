@@ -138,7 +138,9 @@ HOOKS_JS = """(() => {
         const base = typeof c.audio === 'object' ? c.audio : {};
         c = Object.assign({}, c, {audio: Object.assign({}, base, cfg.audio)});
       }
-      if (cfg.video && c && c.video) {
+      if (cfg.video === 'off' && c && c.video) {
+        c = Object.assign({}, c, {video: false});
+      } else if (cfg.video && c && c.video) {
         c = Object.assign({}, c, {video: cfg.video});
       }
       const stream = await open(c);
@@ -162,10 +164,13 @@ def parse_constraints(text: str) -> dict[str, bool] | None:
     return out
 
 
-def parse_video(text: str) -> dict[str, int] | None:
-    """ "320x180@10" as getUserMedia video constraints; "" leaves what media.js asks."""
+def parse_video(text: str) -> dict[str, int] | str | None:
+    """ "320x180@10" as getUserMedia video constraints; "" leaves what media.js asks; "off":
+    speakers without cameras (microphones only)."""
     if not text:
         return None
+    if text == "off":
+        return "off"
     size, _, rate = text.partition("@")
     width, _, height = size.partition("x")
     return {"width": int(width), "height": int(height), "frameRate": int(rate or 20)}
@@ -652,7 +657,8 @@ def main() -> int:
     parser.add_argument(
         "--video",
         default="320x180@10",
-        help="the speakers' camera as WxH@fps ('' for what media.js asks: 640x480@20)",
+        help="the speakers' camera as WxH@fps ('' for what media.js asks: 640x480@20; "
+        "'off': no cameras, as speakers whose browsers run elsewhere would cost this machine)",
     )
     args = parser.parse_args()
     for tool in ("espeak-ng", "sox", "/usr/bin/chromium"):
