@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
@@ -20,7 +21,7 @@ from transcripts_support import (
 from junto.config import Settings
 from junto.enums import JobState, Role
 from junto.jobs import queue
-from junto.speech.offline import transcribe_file
+from junto.speech.offline import transcribe_file, without_invented_tail
 from junto.storage.tables import Job, TrackTranscript
 from junto.storage.types import utcnow
 from speech_scoring import wer
@@ -128,3 +129,20 @@ async def test_a_missing_file_fails_the_track_job_with_a_reason(world: World) ->
     (job,) = await world.jobs("transcript.track")
     assert job.state == JobState.FAILED
     assert job.error is not None and "outside the data directory" in job.error
+
+
+def test_a_word_whisper_barely_believed_in_at_a_segments_end_is_dropped() -> None:
+    # As the pipeline benchmark's recordings gave it: "... before Friday. today." (0.002).
+    said = [
+        SimpleNamespace(word=" before", probability=0.968),
+        SimpleNamespace(word=" Friday.", probability=0.792),
+        SimpleNamespace(word=" today.", probability=0.002),
+    ]
+    assert [w.word for w in without_invented_tail(said)] == [" before", " Friday."]
+    # A doubtful word inside the segment, or a misheard one at its end, stays.
+    doubtful = [
+        SimpleNamespace(word=" them", probability=0.005),
+        SimpleNamespace(word=" Wakeen", probability=0.21),
+    ]
+    assert without_invented_tail(doubtful) == doubtful
+    assert without_invented_tail([]) == []

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,29 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 SAMPLE_RATE = 16_000
+
+
+# Whisper sometimes ends a segment with a word nobody said ("... before Friday. today."), the
+# decoder going on into the silence after the speech; it gives such a word a probability of a
+# few thousandths (bench/pipeline.py: 0.002 and 0.005, where words really said, misheard ones
+# included, were above 0.2).
+INVENTED_TAIL_PROBABILITY = 0.02
+
+
+class _Timed(Protocol):
+    word: str
+    probability: float
+
+
+_W = TypeVar("_W", bound=_Timed)
+
+
+def without_invented_tail(words: list[_W]) -> list[_W]:
+    """A segment's words without the ones at its end Whisper barely believed in."""
+    end = len(words)
+    while end and words[end - 1].probability < INVENTED_TAIL_PROBABILITY:
+        end -= 1
+    return words[:end]
 
 
 @dataclass(frozen=True)
@@ -115,7 +138,7 @@ def transcribe_audio(
     duration = float(info.duration or 0.0)
     words: list[Word] = []
     for segment in segments:
-        for w in segment.words or ():
+        for w in without_invented_tail(list(segment.words or ())):
             text, joins = from_piece(w.word, first=not words)
             if not text:
                 continue
