@@ -23,7 +23,6 @@ from junto.enums import RecordingState
 from junto.jobs.queue import enqueue
 from junto.recording.journal import JournalMeta, JournalWriter
 from junto.recording.webm import journal_to_webm
-from junto.speech.offline import SAMPLE_RATE, decode_16k
 from junto.storage.tables import Job, Recording, TrackTranscript
 from junto.storage.types import utcnow
 from junto.transcripts import ahead
@@ -163,30 +162,3 @@ def test_a_draft_made_with_other_settings_is_not_used(tmp_path: Path) -> None:
     assert ahead.usable_draft(path, ahead.Draft("tiny.en", 5, "en", "Priya, Lena")) is None
     path.write_text("{not json")
     assert ahead.read_draft(path) is None, "a damaged draft only costs time"
-
-
-def test_a_short_turn_is_transcribed_ahead_once_the_speaker_hands_over(tmp_path: Path) -> None:
-    """A speaker who says one sentence and then listens to the others (a turn) has it
-    transcribed while the conversation goes on, though it is under 20 s of speech; a pause
-    between two sentences of the same turn is no place to cut."""
-    turn = decode_16k(speech_48k(tmp_path, SECOND))
-    turn_s = len(turn) / SAMPLE_RATE
-    assert 3.0 < turn_s < 10.0
-
-    def silence(seconds: float) -> np.ndarray:
-        return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
-
-    # They speak, the others speak for 8 s, they begin again.
-    handed_over = np.concatenate([silence(0.5), turn, silence(8.0), turn[: len(turn) // 2]])
-    stretch = ahead.next_stretch(handed_over, 0.0)
-    assert stretch is not None, "the end of the turn is a place to cut"
-    assert 0.5 + turn_s < stretch.until_s < 0.5 + turn_s + 8.0
-    assert stretch.speech_s >= ahead.TURN_MIN_SPEECH_S
-
-    # The same words with a 2.5-s pause inside one turn: not yet (under 20 s of speech).
-    thinking = np.concatenate([silence(0.5), turn, silence(2.5), turn, silence(1.0)])
-    assert ahead.next_stretch(thinking, 0.0) is None
-    # Once the turn is over, all of it goes as one stretch (the pause inside is kept).
-    finished = np.concatenate([thinking, silence(7.0)])
-    stretch = ahead.next_stretch(finished, 0.0)
-    assert stretch is not None and stretch.until_s > 0.5 + 2 * turn_s + 2.5

@@ -3,11 +3,10 @@ ready moments after the conversation ends instead of a Whisper pass over every t
 
 `transcript.ahead` {"recording_id"} is queued when a piece starts recording. While the piece is
 still RECORDING, each run (every 10 s) takes a snapshot of its journal (audio only, the same
-timing as the final file: junto.recording.webm), finds a pause the speaker has surely
-finished (junto.speech.offline.settled_until): the first of 2 s or more with at least 20 s of
-speech since the previous cut, or else the end of a turn (5 s of silence after at least 4 s of
-speech), transcribes what lies between with the final pass's model, beam, language and
-hotwords, and adds the words to the piece's *draft*
+timing as the final file: junto.recording.webm), finds the last pause of 2 s or more that the
+speaker has surely finished (junto.speech.offline.settled_until), and once at least 20 s of
+speech lie between the previous cut and that pause, transcribes them with the final pass's
+model, beam, language and hotwords, and adds the words to the piece's *draft*
 (`recordings/<conversation>/<recording>.draft.json`, written atomically). Then it postpones
 itself (`NotReady`, not an attempt) and looks again later. Once the piece has left RECORDING
 the job ends; `transcript.track` then transcribes only what comes after the draft's cut and
@@ -47,7 +46,6 @@ from junto.recording.webm import NothingRecorded, journal_to_webm
 from junto.speech.models import resolve_model, unsupported_language
 from junto.speech.offline import (
     SAMPLE_RATE,
-    Settled,
     Word,
     decode_16k,
     settled_until,
@@ -58,8 +56,6 @@ from junto.storage.tables import Conversation, Recording, TrackTranscript
 from junto.transcripts import store
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     from faster_whisper import WhisperModel
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,16 +69,11 @@ EVERY_S = 10.0
 # Speech is transcribed in stretches of at least this much (cut in pauses of 2 s, where the
 # final pass's own VAD cuts too): Whisper reads each stretch with what was said around it in
 # its 30 s window, as the final pass over the whole file would. Cut after every sentence, one
-# voice's final transcript was 20 % WER instead of 4 % (bench/pipeline.py).
+# voice's final transcript was 20 % WER instead of 4 % (bench/pipeline.py). Cut also at the end
+# of each speaker's turn (5 s of silence after 4 or 10 s of speech), the transcript was ready
+# 9.6-14.9 s after the end instead of 19.4 s, but its WER was 12.5-15.8 % instead of 8.8 %
+# (the baseline's): short stretches lose Whisper's context and invite words into the silence.
 MIN_SPEECH_S = 20.0
-# A speaker silent this long has handed the word over (a turn in a conversation): what they
-# said before it is transcribed even when it is under MIN_SPEECH_S, so that after the end only
-# each speaker's last turn waits (bench/pipeline.py: a speaker whose turns never held 20 s of
-# speech in one stretch was transcribed whole after the end, 8 s of a 19 s wait). Whisper
-# loses little context there: what came before the pause was another thought, or the
-# conversation's other voices.
-TURN_PAUSE_S = 5.0
-TURN_MIN_SPEECH_S = 4.0
 # A silent stretch at least this long is skipped (marked done) without Whisper.
 MIN_SILENCE_S = 10.0
 # How far below the node's other threads the ahead transcription runs.
@@ -179,27 +170,6 @@ def _model(name: str, settings: Settings) -> WhisperModel:
     return _models[resolved]
 
 
-def next_stretch(audio: npt.NDArray[np.float32], from_s: float) -> Settled | None:
-    """Where the next stretch to transcribe ahead ends, if one is ready after `from_s`: the
-    first 2-s pause after MIN_SPEECH_S of speech, or else the end of a turn (a pause of
-    TURN_PAUSE_S after TURN_MIN_SPEECH_S). A silent stretch of MIN_SILENCE_S is one too (with
-    no speech in it: nothing to transcribe). None if nothing is ready yet.
-
-    At most about one Whisper window per look: a look is never long, so a piece that ends
-    waits little for the look under way (the finalize and the track jobs queue behind it)."""
-    settled = settled_until(audio, from_s, enough_s=MIN_SPEECH_S)
-    if settled is None:
-        return None
-    if settled.speech_s == 0.0:
-        return settled if settled.until_s - from_s >= MIN_SILENCE_S else None
-    if settled.speech_s >= MIN_SPEECH_S:
-        return settled
-    turn = settled_until(audio, from_s, pause_s=TURN_PAUSE_S, enough_s=TURN_MIN_SPEECH_S)
-    if turn is not None and turn.speech_s >= TURN_MIN_SPEECH_S:
-        return turn
-    return None
-
-
 def _step(journal: Path, draft: Draft, settings: Settings) -> Draft | None:
     """One look at a piece being recorded: `draft` with the newly settled speech added, or None
     if too little was settled since the last look (runs on the ahead thread)."""
@@ -212,12 +182,16 @@ def _step(journal: Path, draft: Draft, settings: Settings) -> Draft | None:
         if not info.has_audio:
             return None
         audio = decode_16k(snapshot)
-    settled = next_stretch(audio, draft.upto_s)
+    # At most about one Whisper window per look: a look is never long, so a piece that ends
+    # waits little for the look under way (the finalize and the track jobs queue behind it).
+    settled = settled_until(audio, draft.upto_s, enough_s=MIN_SPEECH_S)
     if settled is None:
         return None
     cut = settled.until_s
-    if settled.speech_s == 0.0:
+    if settled.speech_s == 0.0 and cut - draft.upto_s >= MIN_SILENCE_S:
         return replace(draft, upto_s=round(cut, 3))  # nothing said: the next look starts here
+    if settled.speech_s < MIN_SPEECH_S:
+        return None
     begin, end = int(draft.upto_s * SAMPLE_RATE), int(cut * SAMPLE_RATE)
     words = transcribe_audio(
         audio[begin:end],
