@@ -37,8 +37,10 @@ def test_search_benchmark_prints_its_figures(tmp_path: Path) -> None:
     for engine in ("usearch", "ivf"):
         assert run_[engine]["answered"] > run_[engine]["queries"] // 2  # most found something
         assert 0 < run_[engine]["p50_ms"] <= run_[engine]["p95_ms"]
-    # A few hundred vectors: both indexes find exactly what exhaustive ranking finds.
-    assert result["recall_at_10"] == 1.0 and result["baseline_recall_at_10"] == 1.0
+    # A few hundred vectors: both indexes find (nearly) what exhaustive ranking finds. HNSW is
+    # approximate and its graph is built on several threads, so about one run in six misses one
+    # neighbour in 500 (CI measured 0.998); the target is 0.95.
+    assert result["recall_at_10"] >= 0.99 and result["baseline_recall_at_10"] >= 0.99
     assert 0 < result["rss_mb_per_process"] < 2048
     # The vocabulary has a long tail even in two hours (the old corpus had ~400 words).
     assert run_["distinct_words_in_a_tenth"] > 500
