@@ -57,28 +57,14 @@ def write_journal(path: Path, meta: JournalMeta, packets: list[bytes]) -> None:
     writer.close()
 
 
-async def test_a_piece_is_transcribed_while_recorded_and_only_its_rest_after(
-    world: World, tmp_path: Path
-) -> None:
-    host = await world.member("priya", "Priya Nair")
-    created = await host.post("/api/conversations", {"title": "Festival budget"})
-    slug = created.json()["slug"]
-    assert (await host.post(f"/api/conversations/{slug}/start")).status_code == 200
+async def recording_piece(world: World, slug: str, host_id: int) -> tuple[int, str, JournalMeta]:
+    """A RECORDING piece of `host_id` in the live conversation `slug`, its `transcript.ahead`
+    queued as the recorder queues it: (recording id, journal path, journal header)."""
     conv = await world.conversation(slug)
-
-    one, two, second = (wav_samples(speech_48k(tmp_path, t)) for t in (FIRST, FIRST_MORE, SECOND))
-    breath = np.zeros(int(0.6 * 48000), dtype=np.int16)
-    first = np.concatenate([one, breath, two])
-    pause = np.zeros(int(3.0 * 48000), dtype=np.int16)
-    lead = np.zeros(int(0.5 * 48000), dtype=np.int16)
-    said = np.concatenate([lead, first, pause, second, lead])
-    half = len(lead) + len(first) + len(pause) + len(second) * 3 // 4  # SECOND not over yet
-    first_end_s = (len(lead) + len(first)) / 48000
-
     async with world.node.db() as db:
         rec = Recording(
             conversation_id=conv.id,
-            user_id=host.id,
+            user_id=host_id,
             source="camera",
             state=RecordingState.RECORDING,
             journal_path="",
@@ -94,28 +80,20 @@ async def test_a_piece_is_transcribed_while_recorded_and_only_its_rest_after(
         recording_id, journal_rel = rec.id, rec.journal_path
         await enqueue(db, ahead.AHEAD_KIND, {"recording_id": rec.id}, conversation_id=conv.id)
         await db.commit()
+    (world.settings.data_dir / journal_rel).parent.mkdir(parents=True, exist_ok=True)
+    meta = JournalMeta(recording_id, conv.id, host_id, "camera", "2026-12-07T00:00:00+00:00")
+    return recording_id, journal_rel, meta
+
+
+async def piece_ends(
+    world: World, recording_id: int, journal_rel: str, meta: JournalMeta, packets: list[bytes]
+) -> None:
+    """The piece ends with `packets` recorded: finalized as the recorder does, its track job
+    queued, its ahead job due."""
     journal = world.settings.data_dir / journal_rel
-    journal.parent.mkdir(parents=True, exist_ok=True)
-    meta = JournalMeta(recording_id, conv.id, host.id, "camera", "2026-12-07T00:00:00+00:00")
-    packets = encode_opus(said)
-    write_journal(journal, meta, packets[: half // 960])
-
-    # While recorded: the first sentence is transcribed, the words still being said are not.
-    assert await world.run_jobs(ahead.AHEAD_KIND) == 1
-    [job] = await world.jobs(ahead.AHEAD_KIND)
-    assert job.state == "queued", "it looks again later while the piece is recorded"
-    assert "while it is recorded" in (job.progress_note or "")
-    draft = ahead.read_draft(ahead.draft_path(world.settings.data_dir, journal_rel))
-    assert draft is not None
-    assert first_end_s < draft.upto_s < first_end_s + 3.0, "cut in the long pause"
-    heard = normalize(" ".join(w[2] for w in draft.words))
-    assert "city approved" in heard and "main stage" in heard and "shorter shifts" in heard
-    assert "tent" not in heard and "sound" not in heard
-
-    # The piece ends (the whole journal, finalized); the track job hears only the rest.
     journal.unlink()  # the recorder's journal, grown to its end
     write_journal(journal, meta, packets)
-    webm_rel = f"recordings/{conv.id}/{recording_id}.webm"
+    webm_rel = journal_rel.removesuffix(".journal") + ".webm"
     info = journal_to_webm(journal, world.settings.data_dir / webm_rel)
     async with world.node.db() as db:
         await db.execute(
@@ -132,18 +110,60 @@ async def test_a_piece_is_transcribed_while_recorded_and_only_its_rest_after(
         await enqueue(db, "transcript.track", {"recording_id": recording_id})
         await db.execute(update(Job).where(Job.kind == ahead.AHEAD_KIND).values(run_after=utcnow()))
         await db.commit()
+
+
+async def stored_words(world: World, recording_id: int) -> list[list[object]]:
+    async with world.node.db() as db:
+        stored = await db.scalar(
+            select(TrackTranscript.words).where(TrackTranscript.recording_id == recording_id)
+        )
+    return list(json.loads(stored or "[]"))
+
+
+async def test_a_piece_is_transcribed_while_recorded_and_only_its_rest_after(
+    world: World, tmp_path: Path
+) -> None:
+    host = await world.member("priya", "Priya Nair")
+    created = await host.post("/api/conversations", {"title": "Festival budget"})
+    slug = created.json()["slug"]
+    assert (await host.post(f"/api/conversations/{slug}/start")).status_code == 200
+
+    one, two, second = (wav_samples(speech_48k(tmp_path, t)) for t in (FIRST, FIRST_MORE, SECOND))
+    breath = np.zeros(int(0.6 * 48000), dtype=np.int16)
+    first = np.concatenate([one, breath, two])
+    pause = np.zeros(int(3.0 * 48000), dtype=np.int16)
+    lead = np.zeros(int(0.5 * 48000), dtype=np.int16)
+    said = np.concatenate([lead, first, pause, second, lead])
+    half = len(lead) + len(first) + len(pause) + len(second) * 3 // 4  # SECOND not over yet
+    first_end_s = (len(lead) + len(first)) / 48000
+
+    recording_id, journal_rel, meta = await recording_piece(world, slug, host.id)
+    journal = world.settings.data_dir / journal_rel
+    packets = encode_opus(said)
+    write_journal(journal, meta, packets[: half // 960])
+
+    # While recorded: the first sentence is transcribed, the words still being said are not.
+    assert await world.run_jobs(ahead.AHEAD_KIND) == 1
+    [job] = await world.jobs(ahead.AHEAD_KIND)
+    assert job.state == "queued", "it looks again later while the piece is recorded"
+    assert "while it is recorded" in (job.progress_note or "")
+    draft = ahead.read_draft(ahead.draft_path(world.settings.data_dir, journal_rel))
+    assert draft is not None
+    assert first_end_s < draft.upto_s < first_end_s + 3.0, "cut in the long pause"
+    heard = normalize(" ".join(w[2] for w in draft.words))
+    assert "city approved" in heard and "main stage" in heard and "shorter shifts" in heard
+    assert "tent" not in heard and "sound" not in heard
+
+    # The piece ends (the whole journal, finalized); the track job hears only the rest.
+    await piece_ends(world, recording_id, journal_rel, meta, packets)
     await world.run_jobs("transcript.track", ahead.AHEAD_KIND)
     [track] = await world.jobs("transcript.track")
     assert track.state == "succeeded", track.error
     assert f"({len(draft.words)} transcribed while recorded)" in (track.progress_note or "")
     [job] = await world.jobs(ahead.AHEAD_KIND)
     assert job.state == "succeeded", "the ahead job stops once the piece is no longer recorded"
-    async with world.node.db() as db:
-        stored = await db.scalar(
-            select(TrackTranscript.words).where(TrackTranscript.recording_id == recording_id)
-        )
-    words = json.loads(stored or "[]")
-    text = normalize(" ".join(w[2] for w in words))
+    words = await stored_words(world, recording_id)
+    text = normalize(" ".join(str(w[2]) for w in words))
     assert "city approved" in text and "second tent" in text and "into sound" in text
     starts = [w[0] for w in words]
     assert starts == sorted(starts), "the draft's words, then the rest, in time order"
@@ -162,3 +182,46 @@ def test_a_draft_made_with_other_settings_is_not_used(tmp_path: Path) -> None:
     assert ahead.usable_draft(path, ahead.Draft("tiny.en", 5, "en", "Priya, Lena")) is None
     path.write_text("{not json")
     assert ahead.read_draft(path) is None, "a damaged draft only costs time"
+
+
+async def test_a_speaker_who_fell_silent_is_transcribed_before_the_end(
+    world: World, tmp_path: Path
+) -> None:
+    """Less than a cut's worth of speech, then silence: the speaker's turn is over, so it is
+    transcribed while the conversation goes on (the piece's tail), and after the end nothing
+    of theirs waits for Whisper. If they speak again, the tail is set aside, nothing lost."""
+    host = await world.member("priya", "Priya Nair")
+    created = await host.post("/api/conversations", {"title": "Festival budget"})
+    slug = created.json()["slug"]
+    assert (await host.post(f"/api/conversations/{slug}/start")).status_code == 200
+    turn, later = (wav_samples(speech_48k(tmp_path, t)) for t in (FIRST, SECOND))
+    lead, quiet = np.zeros(int(0.5 * 48000), np.int16), np.zeros(int(5.0 * 48000), np.int16)
+    so_far = np.concatenate([lead, turn, quiet])  # what the look hears: the turn, 5 s of quiet
+
+    for speaks_again in (False, True):
+        recording_id, journal_rel, meta = await recording_piece(world, slug, host.id)
+        journal = world.settings.data_dir / journal_rel
+        write_journal(journal, meta, encode_opus(so_far))
+        assert await world.run_jobs(ahead.AHEAD_KIND) >= 1
+        draft = ahead.read_draft(ahead.draft_path(world.settings.data_dir, journal_rel))
+        assert draft is not None and draft.upto_s == 0.0, "too little speech for a cut"
+        tail = normalize(" ".join(w[2] for w in draft.tail_words))
+        assert "city approved" in tail and "main stage" in tail
+
+        # Listeners hear more quiet (or the speaker's next words); then the conversation ends.
+        rest = [quiet, later, lead] if speaks_again else [quiet, quiet]
+        await piece_ends(
+            world, recording_id, journal_rel, meta, encode_opus(np.concatenate([so_far, *rest]))
+        )
+        await world.run_jobs("transcript.track", ahead.AHEAD_KIND)
+        track = [j for j in await world.jobs("transcript.track")][-1]
+        assert track.state == "succeeded", track.error
+        words = await stored_words(world, recording_id)
+        text = normalize(" ".join(str(w[2]) for w in words))
+        assert "city approved" in text and "main stage" in text
+        if speaks_again:
+            assert "second tent" in text and "into sound" in text, "the words after the tail"
+            assert "(0 transcribed while recorded)" in (track.progress_note or "")
+        else:
+            assert f"({len(words)} transcribed while recorded)" in (track.progress_note or "")
+            assert text == tail, "the tail's words, as it heard them"
