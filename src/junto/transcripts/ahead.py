@@ -12,6 +12,13 @@ itself (`NotReady`, not an attempt) and looks again later. Once the piece has le
 the job ends; `transcript.track` then transcribes only what comes after the draft's cut and
 stores draft + rest as the piece's words.
 
+Speech after the last cut that is too short for a cut of its own is transcribed as the draft's
+*tail* once the speaker has been silent for 3 s (their turn is most likely over). The cuts do
+not move, so the tail's words are those the rest's pass would find (the same audio, followed
+by silence). If the finished piece's last speech ends where the tail's did, the tail is the
+rest and the track job runs no Whisper; if the speaker said more, it is set aside. In a
+conversation in turns, only the last speaker's words are left for after the end.
+
 The final pass reads the file with `condition_on_previous_text=False`, joining the speech its
 VAD finds across pauses shorter than 2 s into 30 s windows: a cut in a longer pause, with 20 s
 of speech or more on each side, leaves Whisper about the context it would have had. A draft
