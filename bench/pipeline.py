@@ -193,6 +193,15 @@ class Live:
     recordings: dict[str, tuple[Path, float]]  # speaker -> (first piece, its started_at)
     mic_opened: dict[str, list[float]]  # speaker -> wall clocks of getUserMedia
     audio_settings: dict[str, Any] = field(default_factory=dict)
+    late_captions: list[str] = field(default_factory=list)  # the node's "caption timing" lines
+
+
+def late_caption_lines(node_log: Path) -> list[str]:
+    """The node's account of each caption later than 1.5 s (junto.speech.live._log_timing)."""
+    if not node_log.is_file():
+        return []
+    lines = node_log.read_text(errors="replace").splitlines()
+    return [line.split("caption timing: ", 1)[1] for line in lines if "caption timing: " in line]
 
 
 def wall(iso: str) -> float:
@@ -230,7 +239,7 @@ async def run_live(
                 )
             )
             try:
-                return await converse(args, node, dict(zip(tracks, people, strict=True)), queries)
+                live = await converse(args, node, dict(zip(tracks, people, strict=True)), queries)
             finally:
                 for person in people:
                     await person.close()
@@ -238,6 +247,8 @@ async def run_live(
         node.stop()
         if args.keep:
             log(f"node log: {node.data_dir / 'node.log'}")
+    live.late_captions = late_caption_lines(node.data_dir / "node.log")
+    return live
 
 
 def renice_browsers(profiles: list[Path], nice: int) -> None:
@@ -533,6 +544,7 @@ def report(
         "caption_latency_ms_max": round(max(lat), 1) if lat else None,
         "caption_latency_ms_p95_mic_anchor": percentile(lat_mic, 95),
         "uncaptioned_turns": missing,
+        "late_captions": live.late_captions,
         "caption_end_minus_speech_end_ms": clock_offsets,
         "transcript_ready_s": round(max(ready), 1) if ready else None,
         "names_right": names_right(scripts, final),
@@ -621,6 +633,8 @@ def print_summary(
         f"(owners {r['owner_accuracy']}); search recall@3 {r['search_recall_at_3']} "
         "(target >= 0.9)"
     )
+    for line in r["late_captions"]:
+        print(f"  late caption, as the node saw it: {line}")
     for kind, score in r["knowledge"].items():
         print(f"  {kind}: {score}")
     for name, s in r["per_speaker"].items():

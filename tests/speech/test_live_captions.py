@@ -266,3 +266,28 @@ async def test_the_last_words_before_the_node_stops_are_still_captioned(
     said = [c["text"] for c in listing]
     assert wer(ANA[1], said) <= 0.2, said
     assert normalize(" ".join(said)).endswith("people")  # her last word
+
+
+def test_a_late_caption_is_logged_with_where_its_time_went(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An operator (and bench/pipeline.py) can tell a caption late because the finals queue was
+    long from one late because decoding was slow."""
+    import logging
+    import time
+
+    from junto.speech import live
+
+    spoken_end = time.time() - 3.0
+    message: dict[str, Any] = {
+        "user_id": 7,
+        "queued_at": spoken_end + 0.4,
+        "decode_started_at": spoken_end + 2.4,
+        "emitted_at": spoken_end + 2.9,
+    }
+    with caplog.at_level(logging.INFO, logger="junto.speech"):
+        live._log_timing(message, spoken_end)
+        live._log_timing({**message, "user_id": 8}, time.time() - 0.5)  # on time: not logged
+    [record] = [r for r in caplog.records if "caption timing" in r.getMessage()]
+    text = record.getMessage()
+    assert "user 7" in text and " 400 cut, 2000 queued, 500 decoding" in text, text

@@ -218,6 +218,8 @@ class _Job:
     start_wall: float
     end_wall: float
     speech_end_wall: float
+    # When the VAD ended the utterance (wall clock): what came after it is the finals' queue.
+    queued_wall: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -462,7 +464,7 @@ class CaptionWorker:
     def _final(self, job: _Job) -> None:
         u = job.utterance
         assert self._recognise is not None
-        began = time.monotonic()
+        began, began_wall = time.monotonic(), time.time()
         found = self._recognise(u.audio, self._hint(job.key))
         self.counters.transcribe_s += time.monotonic() - began
         self.counters.audio_s += u.duration_s
@@ -485,6 +487,9 @@ class CaptionWorker:
                     "text": found.text,
                     "cut": u.cut,
                     "audio_s": round(u.duration_s, 3),
+                    # Where a late caption's time went: cut by the VAD, waiting, decoding.
+                    "queued_at": job.queued_wall,
+                    "decode_started_at": began_wall,
                     "emitted_at": time.time(),
                 }
             )

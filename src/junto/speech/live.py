@@ -354,6 +354,7 @@ class LiveCaptioner:
         self.stats.captions += 1
         self.stats.latency_ms.append((float(message["emitted_at"]) - spoken_end) * 1000)
         self.stats.delivered_ms.append((time.time() - spoken_end) * 1000)
+        _log_timing(message, spoken_end)
 
     def _remember(self, speaker: _Speaker, message: Message, event_id: int, row_id: int) -> None:
         seq = message.get("seq")
@@ -409,4 +410,33 @@ class LiveCaptioner:
         self.stats.partials += 1
         room.broadcast_control(
             "caption.partial", user=who, text=str(message["text"]), start_ms=start_ms
+        )
+
+
+# A caption later than this after its speech is logged with where its time went (issue 13's
+# target for caption latency).
+LATE_CAPTION_MS = 1500
+
+
+def _log_timing(message: Message, spoken_end: float) -> None:
+    """Where a late caption's time went after its speech ended (bench/pipeline.py reads it from
+    the node's log): the VAD's wait for the pause, the finals' queue, decoding, delivering."""
+    took_ms = (time.time() - spoken_end) * 1000
+    level = logging.INFO if took_ms > LATE_CAPTION_MS else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        queued = float(message["queued_at"])
+        began = float(message["decode_started_at"])
+        emitted = float(message["emitted_at"])
+        log.log(
+            level,
+            "caption timing: user %s, %.0f ms after the speech: %.0f cut, %.0f queued, "
+            "%.0f decoding, %.0f delivering",
+            message.get("user_id"),
+            took_ms,
+            (queued - spoken_end) * 1000,
+            (began - queued) * 1000,
+            (emitted - began) * 1000,
+            (time.time() - emitted) * 1000,
         )
