@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ class RoomSocket:
         self.refs = itertools.count(1)
         self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.expecting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.on_offer: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.on_offer: Callable[[dict[str, Any]], Coroutine[Any, Any, None]] | None = None
         self.errors: list[dict[str, Any]] = []  # errors and media.ended nobody asked about
         self.welcome: dict[str, Any] = {}
         self.tasks: set[asyncio.Task[Any]] = set()

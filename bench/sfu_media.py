@@ -110,6 +110,7 @@ def encode_clip(seconds: float = 12.0, bitrate: int = 450_000, gop: int = 60) ->
     frames = int(seconds * FPS)
     for i in range(frames):
         frame = sink.pull()
+        assert isinstance(frame, av.VideoFrame)  # a buffersink after a video source
         # testsrc2 marks every frame as an I picture, which would force libvpx to make every
         # frame a keyframe.
         frame.pict_type = av.video.frame.PictureType.NONE
@@ -154,7 +155,9 @@ def _encode_audio(seconds: float) -> list[tuple[bytes, bool]]:
         graph.configure()
         with contextlib.suppress(av.error.EOFError, av.error.BlockingIOError):
             while len(pcm) < total * 4:
-                for out in resampler.resample(sink.pull()):
+                tone = sink.pull()
+                assert isinstance(tone, av.AudioFrame)  # an abuffersink after an audio source
+                for out in resampler.resample(tone):
                     pcm += bytes(out.planes[0])[: out.samples * 4]
     pcm = pcm[: total * 4].ljust(total * 4, b"\0")
     enc = av.CodecContext.create("libopus", "w")
@@ -201,7 +204,7 @@ class PacketTrack(MediaStreamTrack):
         self.keyframe_requests += 1
         self._pos = max((k for k in self._keyframes if k <= self._pos), default=0)
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[av.stream.Stream]:
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()

@@ -68,7 +68,7 @@ async def seed(
         await db.flush()
         db.add(Transcript(conversation_id=conv.id, model="bench"))
         for seq, at in enumerate(range(0, seconds * 1000, 10_000)):
-            words = [[t, t + 350, f"w{t // 400}"] for t in range(at, at + 10_000, 400)]
+            words = [(t, t + 350, f"w{t // 400}") for t in range(at, at + 10_000, 400)]
             db.add(
                 TranscriptSegment(
                     conversation_id=conv.id, seq=seq, user_id=user_id, start_ms=at,

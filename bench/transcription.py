@@ -177,6 +177,8 @@ async def live_pipeline(
         captioner = LiveCaptioner(node, config)
         node.on_air.add(captioner)
         await captioner.start()
+        process = captioner.process
+        assert process is not None  # start() made it, and it restarts its worker in place
         delivered: list[tuple[float, StoredEvent]] = []
         deliver = node.hub.deliver
 
@@ -193,10 +195,10 @@ async def live_pipeline(
         node.on_air.publications_changed(conv_id, publications)
         taps = await wait_for_taps(node, conv_id, [users[t.name] for t in tracks])
         started = time.monotonic()
-        while not captioner.process.ready:
+        while not process.ready:
             await asyncio.sleep(0.05)
         load_s = time.monotonic() - started
-        worker = psutil.Process(captioner.process.pid)
+        worker = psutil.Process(process.pid)
         cpu_before = sum(worker.cpu_times()[:2])
 
         packets = [opus_packets(t.samples) for t in tracks]
@@ -207,18 +209,18 @@ async def live_pipeline(
             await captioner.drain()
         cpu_s = sum(worker.cpu_times()[:2]) - cpu_before
         rss_mb = worker.memory_info().rss / 1e6
-        captioner.process.request_stats()
+        process.request_stats()
         for _ in range(50):
             await asyncio.sleep(0.02)
             if captioner.stats.worker:
                 break
         log(f"worker: {captioner.stats.worker}")
-        restarts = captioner.process.restarts
+        restarts = process.restarts
         result = score_live(tracks, users, delivered, t0, started_at, speed)
         result.worker_cpu_s, result.load_s, result.rss_mb = cpu_s, load_s, rss_mb
         result.partials, result.dropped, result.restarts = (
             int(captioner.stats.worker.get("partials", 0)),
-            captioner.process.dropped,
+            process.dropped,
             restarts,
         )
         result.revisions = captioner.stats.revisions
@@ -249,6 +251,7 @@ async def live_conversation(
     (await http.post(f"/api/conversations/{slug}/start", headers=headers)).raise_for_status()
     async with node.db() as db:
         conv = await get_by_slug(db, slug)
+    assert conv is not None and conv.started_at is not None  # made and started just above
     return users, conv.id, conv.started_at.timestamp()
 
 

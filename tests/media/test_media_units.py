@@ -41,7 +41,7 @@ class QueueTrack(MediaStreamTrack):
         return item
 
 
-def packet(data: bytes, pts: int) -> av.Packet:
+def packet(data: bytes, pts: int) -> av.Packet[av.stream.Stream]:
     p = av.Packet(data)
     p.pts = pts
     return p
