@@ -100,6 +100,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
                 await node.stage.stop()
             if node.media is not None:
                 await node.media.stop()
+            await node.writes.idle()  # what was queued before the hub stopped is stored
             await pubsub.close()
             await engine.dispose()
 

@@ -10,6 +10,7 @@ committed, every event below n is committed too. The hub's gap filling relies on
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,6 +63,16 @@ class StoredEvent:
         )
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append: its type, data, who caused it and when (see `append`)."""
+
+    type: str
+    data: dict[str, Any]
+    actor_id: int | None
+    at: datetime | None = None
+
+
 async def append(
     db: AsyncSession,
     conversation_id: int,
@@ -80,29 +91,49 @@ async def append(
     The caller commits and only then calls `node.hub.deliver(event)`: an event is never
     delivered before it is durable, so a resuming client can always read it back.
     """
+    (event,) = await append_many(db, conversation_id, [NewEvent(type, data, actor_id, at)])
+    return event
+
+
+async def append_many(
+    db: AsyncSession, conversation_id: int, new: Sequence[NewEvent]
+) -> list[StoredEvent]:
+    """`append` for several events at once, given consecutive ids in order: two statements,
+    however many events (group commit, junto.storage.engine.WriteQueue)."""
+    if not new:
+        return []
     allocate = (
         update(Conversation)
         .where(Conversation.id == conversation_id)
         # Keep updated_at as it is: it means "metadata changed", not "something was posted".
-        .values(last_seq=Conversation.last_seq + 1, updated_at=Conversation.updated_at)
+        .values(last_seq=Conversation.last_seq + len(new), updated_at=Conversation.updated_at)
         .returning(Conversation.last_seq)
         .execution_options(synchronize_session="fetch")
     )
-    seq = (await db.execute(allocate)).scalar_one_or_none()
-    if seq is None:
+    last = (await db.execute(allocate)).scalar_one_or_none()
+    if last is None:
         raise LookupError(f"expected an existing conversation, got id {conversation_id}")
-    now = at or utcnow()
+    first = int(last) - len(new) + 1
+    now = utcnow()
+    moments = [item.at or now for item in new]
     await db.execute(
-        insert(RoomEvent).values(
-            conversation_id=conversation_id,
-            seq=seq,
-            type=type,
-            actor_id=actor_id,
-            payload=orjson.dumps(data).decode(),
-            created_at=now,
-        )
+        insert(RoomEvent),
+        [
+            {
+                "conversation_id": conversation_id,
+                "seq": first + i,
+                "type": item.type,
+                "actor_id": item.actor_id,
+                "payload": orjson.dumps(item.data).decode(),
+                "created_at": moment,
+            }
+            for i, (item, moment) in enumerate(zip(new, moments, strict=True))
+        ],
     )
-    return StoredEvent(conversation_id, int(seq), type, iso_ms(now), data)
+    return [
+        StoredEvent(conversation_id, first + i, item.type, iso_ms(moment), item.data)
+        for i, (item, moment) in enumerate(zip(new, moments, strict=True))
+    ]
 
 
 async def events_after(

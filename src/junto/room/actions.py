@@ -11,18 +11,22 @@ no client ever sees an event that was not stored, and a refused action stores no
 
 The rules of each kind of action are in `chat`, `backchannel` and `stage` (hands, roles, blocks,
 settings, consent); what every action shares (the locked conversation, the common checks) in
-`context`.
+`context`. Actions wait for their conversation's writer in arrival order; chat messages and
+backchannel posts that wait together are stored in one transaction (`group`), each checked and
+answered as if alone.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from junto.events import delivery
-from junto.room import backchannel, chat, stage
+from junto.room import backchannel, chat, group, stage
 from junto.room import protocol as p
 from junto.room.context import Context, open_action
+from junto.room.group import Job
 from junto.room.protocol import ActionError
 from junto.room.views import snapshot, viewer_info
 from junto.storage.engine import BUSY_RETRY_AFTER_S, PoolTimeout
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
     from junto.node import Node
 
 __all__ = ["ActionError", "dispatch", "snapshot", "viewer_info"]
+
+log = logging.getLogger("junto.room")
 
 
 # ---- the entry point ---------------------------------------------------------------------------
@@ -55,23 +61,62 @@ async def dispatch(
             "not_signed_in", "sign in or choose a guest name to take part in the conversation"
         )
     _rate_limit(node, actor, action)
-    handler = _HANDLERS[type(action)]
-    # Wait for this conversation's turn (the database's, on SQLite) before taking a connection:
-    # the lock taken in `open_action` would make us wait anyway, and waiting here holds no
-    # connection that readers need (junto.storage.engine.WriteQueue, issue 12).
-    async with node.writes.turn(conversation.id):
+    job = Job(node, conversation.id, actor, action)
+    # Wait for this conversation's writer (junto.storage.engine.WriteQueue): waiting there holds
+    # no connection that readers need (issue 12), and posts that wait together are stored in
+    # one transaction (junto.room.group).
+    events = await node.writes.submit(
+        conversation.id, job, _write, groups=type(action) in group.POSTS
+    )
+    return events[-1] if events else None
+
+
+async def _write(jobs: list[Job]) -> list[list[StoredEvent] | BaseException]:
+    """Carry out one conversation's queued jobs (the writer's turn): together if there are
+    several posts, else, or if storing them together failed, one by one. Each job's events
+    are delivered after its commit, in id order; its outcome is its events or its refusal."""
+    if len(jobs) > 1:
+        node, conversation_id = jobs[0].node, jobs[0].conversation_id
         try:
-            async with node.db() as db:
-                ctx = await open_action(node, db, conversation.id, actor)
-                await handler(ctx, action)
-                await db.commit()
+            async with node.writes.turn(conversation_id):
+                outcomes = await group.store_together(jobs)
         except PoolTimeout:
-            # Nothing was stored: the connection is taken before the first statement.
-            raise ActionError(
-                "busy", "the node is busy; try again in a moment", retry_after=BUSY_RETRY_AFTER_S
-            ) from None
+            return [_busy() for _ in jobs]
+        except ActionError as refused:  # refused to them all: the conversation is gone
+            return [refused for _ in jobs]
+        except group.NotStored:
+            # Rolled back whole: stored one by one, the post that broke it fails alone.
+            log.warning("storing posts together failed; one by one instead", exc_info=True)
+        else:
+            stored = [
+                event for outcome in outcomes if isinstance(outcome, list) for event in outcome
+            ]
+            await delivery.deliver(node.hub, stored)
+            return list(outcomes)
+    return [await _alone(job) for job in jobs]
+
+
+async def _alone(job: Job) -> list[StoredEvent] | BaseException:
+    """One action in its own transaction: checked, stored, committed, then delivered."""
+    node = job.node
+    try:
+        async with node.writes.turn(job.conversation_id), node.db() as db:
+            ctx = await open_action(node, db, job.conversation_id, job.actor)
+            await _HANDLERS[type(job.action)](ctx, job.action)
+            await db.commit()
+    except PoolTimeout:
+        # Nothing was stored: the connection is taken before the first statement.
+        return _busy()
+    except Exception as exc:  # its caller gets it, as if it had carried the action out itself
+        return exc
     await delivery.deliver(node.hub, ctx.events)
-    return ctx.events[-1] if ctx.events else None
+    return ctx.events
+
+
+def _busy() -> ActionError:
+    return ActionError(
+        "busy", "the node is busy; try again in a moment", retry_after=BUSY_RETRY_AFTER_S
+    )
 
 
 # Actions anyone can repeat to make noise; moderation is gated by role instead.

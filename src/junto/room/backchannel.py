@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, select
 
 from junto.room import protocol as p
@@ -13,10 +15,18 @@ from junto.storage.tables import BackchannelPost, Reaction
 
 
 async def post(ctx: Context, action: p.BackchannelPost) -> None:
+    row = await new_post(ctx, action)
+    ctx.db.add(row)
+    await ctx.db.flush()
+    await ctx.emit(*posted(row, ctx))
+
+
+async def new_post(ctx: Context, action: p.BackchannelPost) -> BackchannelPost:
+    """The post `action` asks for, checked and not yet added (a group stores many at once)."""
     require_not_blocked(ctx)
     require_state(ctx)
     body = clean_body(action.body, ctx.node.settings.limits.backchannel_max_chars)
-    post = BackchannelPost(
+    return BackchannelPost(
         conversation_id=ctx.conv.id,
         author_id=ctx.actor.id,
         body=body,
@@ -24,9 +34,11 @@ async def post(ctx: Context, action: p.BackchannelPost) -> None:
         offset_ms=_offset_ms(ctx),
         created_at=ctx.now,
     )
-    ctx.db.add(post)
-    await ctx.db.flush()
-    await ctx.emit("backchannel.post", {"post": post_dict(post, ctx.actor, {})})
+
+
+def posted(row: BackchannelPost, ctx: Context) -> tuple[str, dict[str, Any]]:
+    """The event announcing a stored post (its id is known once flushed)."""
+    return "backchannel.post", {"post": post_dict(row, ctx.actor, {})}
 
 
 def _offset_ms(ctx: Context) -> int | None:

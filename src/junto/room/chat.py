@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from junto.conversations import iso
@@ -13,16 +15,29 @@ from junto.storage.tables import ChatMessage
 
 
 async def send(ctx: Context, action: p.ChatSend) -> None:
+    message = await new_message(ctx, action)
+    ctx.db.add(message)
+    await ctx.db.flush()
+    await ctx.emit(*sent(message, ctx))
+
+
+async def new_message(ctx: Context, action: p.ChatSend) -> ChatMessage:
+    """The message `action` asks for, checked and not yet added (a group stores many at once).
+
+    Slow mode reads the author's last message with the session's autoflush, so a message of
+    theirs earlier in the same group counts too."""
     require_not_blocked(ctx)
     require_state(ctx)
     body = clean_body(action.body, ctx.node.settings.limits.chat_max_chars)
     await _check_slow_mode(ctx)
-    message = ChatMessage(
+    return ChatMessage(
         conversation_id=ctx.conv.id, author_id=ctx.actor.id, body=body, created_at=ctx.now
     )
-    ctx.db.add(message)
-    await ctx.db.flush()
-    await ctx.emit("chat.message", {"message": message_dict(message, ctx.actor)})
+
+
+def sent(message: ChatMessage, ctx: Context) -> tuple[str, dict[str, Any]]:
+    """The event announcing a stored message (its id is known once flushed)."""
+    return "chat.message", {"message": message_dict(message, ctx.actor)}
 
 
 async def _check_slow_mode(ctx: Context) -> None:

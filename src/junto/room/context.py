@@ -7,6 +7,7 @@ transaction, delivered after the commit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,18 @@ class Context:
 
 
 async def open_action(node: Node, db: AsyncSession, conversation_id: int, actor: User) -> Context:
-    """Lock the conversation for this action and load (or create) the actor's participant row.
+    """Lock the conversation for this action and load (or create) the actor's participant row."""
+    conv = await lock_conversation(db, conversation_id)
+    me = await db.get(Participant, (conv.id, actor.id))
+    if me is None:
+        me = new_participant(conv, actor)
+        db.add(me)
+        await db.flush()
+    return Context(node=node, db=db, conv=conv, actor=actor, me=me, now=utcnow())
+
+
+async def lock_conversation(db: AsyncSession, conversation_id: int) -> Conversation:
+    """Open the transaction holding the conversation's lock, and read the conversation.
 
     Holding the lock from the first read serialises actions within one conversation, so checks
     (slow mode, last host, reaction toggles) cannot race with another process's writes. The event
@@ -74,18 +86,29 @@ async def open_action(node: Node, db: AsyncSession, conversation_id: int, actor:
     ).scalar_one_or_none()
     if conv is None:
         raise ActionError("not_found", "this conversation no longer exists")
-    me = await db.get(Participant, (conv.id, actor.id))
-    if me is None:
-        if conv.visibility == Visibility.INVITE_ONLY and not actor.is_admin:
-            # A participant row is what admits people to an invite-only conversation; acting in
-            # one must never create that admission.
-            raise ActionError("not_found", "no such conversation")
-        me = Participant(
-            conversation_id=conv.id, user_id=actor.id, role=Role.AUDIENCE, blocked=False
+    return conv
+
+
+async def participants(
+    db: AsyncSession, conversation_id: int, user_ids: Iterable[int]
+) -> dict[int, Participant]:
+    """The participant rows of these people that exist, by user id (one statement)."""
+    rows = await db.scalars(
+        select(Participant).where(
+            Participant.conversation_id == conversation_id,
+            Participant.user_id.in_(sorted(set(user_ids))),
         )
-        db.add(me)
-        await db.flush()
-    return Context(node=node, db=db, conv=conv, actor=actor, me=me, now=utcnow())
+    )
+    return {row.user_id: row for row in rows}
+
+
+def new_participant(conv: Conversation, actor: User) -> Participant:
+    """The audience row someone acting for the first time gets (the caller adds it)."""
+    if conv.visibility == Visibility.INVITE_ONLY and not actor.is_admin:
+        # A participant row is what admits people to an invite-only conversation; acting in
+        # one must never create that admission.
+        raise ActionError("not_found", "no such conversation")
+    return Participant(conversation_id=conv.id, user_id=actor.id, role=Role.AUDIENCE, blocked=False)
 
 
 def require_state(ctx: Context) -> None:
