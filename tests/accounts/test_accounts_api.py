@@ -381,7 +381,7 @@ async def test_old_password_hashes_are_upgraded_on_signin(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert stored != weak
+    assert stored is not None and stored != weak
     assert not PasswordHasher().check_needs_rehash(stored)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from conftest import LiveNode
 
@@ -31,15 +31,13 @@ async def page(
         browser, base_url=live_node.url, viewport={"width": 390, "height": 844}
     ) as context:
         p = await context.new_page()
+
         # CSP violations are reported as console errors: any means a page breaks its own policy.
-        p.on(
-            "console",
-            lambda m: (
-                m.type == "error"
-                and not m.text.startswith("Failed to load resource")  # 4xx answers, favicon
-                and errors.append(m.text)
-            ),
-        )
+        def on_console(m: ConsoleMessage) -> None:
+            if m.type == "error" and not m.text.startswith("Failed to load resource"):
+                errors.append(m.text)  # not 4xx answers or the favicon
+
+        p.on("console", on_console)
         p.on("pageerror", lambda e: errors.append(str(e)))
         yield p, errors
 

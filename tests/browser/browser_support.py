@@ -33,9 +33,11 @@ from playwright.async_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
-    PlaywrightContextManager,
     async_playwright,
 )
+
+# The type `async_playwright()` returns: playwright.async_api leaves it out of its __all__.
+from playwright.async_api._context_manager import PlaywrightContextManager
 
 from conftest import LiveNode, make_live_node
 from helpers import need_tool
@@ -202,6 +204,7 @@ async def sign_up(person: Person, display_name: str) -> dict[str, Any]:
         {"username": username, "password": PASSWORD, "display_name": display_name},
     )
     assert status == 201, f"sign-up failed: {status} {body}"
+    assert isinstance(body, dict)  # the signed-up user, as JSON
     person.me = body
     return body
 

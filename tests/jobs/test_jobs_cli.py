@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import pytest
@@ -29,6 +30,8 @@ from junto.storage.types import utcnow
 
 JUNTO = [sys.executable, "-m", "junto"]
 
+T = TypeVar("T")
+
 
 def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("JUNTO_")}
@@ -40,13 +43,13 @@ def junto(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def in_db(settings: Settings, action: object) -> object:
+def in_db(settings: Settings, action: Callable[[Sessions], Awaitable[T]]) -> T:
     """Run `action(sessions)` (a coroutine function) against the data dir's database."""
 
-    async def go() -> object:
+    async def go() -> T:
         engine = make_engine(settings.effective_database_url)
         try:
-            return await action(make_sessionmaker(engine))  # type: ignore[operator]
+            return await action(make_sessionmaker(engine))
         finally:
             await engine.dispose()
 
@@ -92,7 +95,7 @@ async def two_jobs(sessions: Sessions) -> tuple[str, int, int]:
 def test_jobs_table_shows_progress_bars_and_retry_works(
     data: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    slug, _, failed = in_db(data, two_jobs)  # type: ignore[misc]
+    slug, _, failed = in_db(data, two_jobs)
     where = ["--data-dir", str(data.data_dir)]
 
     def run(*args: str) -> tuple[int, str, str]:
@@ -123,7 +126,7 @@ def test_jobs_table_shows_progress_bars_and_retry_works(
 
 
 def test_jobs_watch_prints_changes_until_nothing_runs(data: Settings) -> None:
-    _, running, _ = in_db(data, two_jobs)  # type: ignore[misc]
+    _, running, _ = in_db(data, two_jobs)
     watch = subprocess.Popen(
         [*JUNTO, "jobs", "--watch", "--data-dir", str(data.data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
@@ -136,13 +139,14 @@ def test_jobs_watch_prints_changes_until_nothing_runs(data: Settings) -> None:
                 await db.commit()
 
         assert watch.stdout is not None
+        stdout = watch.stdout
 
         def read_until(needle: str) -> list[str]:
             """The watcher's lines up to the first that holds `needle` (it prints as it sees
             changes, so each step waits for the watcher, however slowly it started)."""
             lines: list[str] = []
             while not lines or needle not in lines[-1]:
-                line = watch.stdout.readline()  # type: ignore[union-attr]
+                line = stdout.readline()
                 assert line, f"the watcher ended before printing {needle!r}: {lines}"
                 lines.append(line)
             return lines
@@ -194,11 +198,13 @@ def start_worker(
     return proc
 
 
-def wait_for(settings: Settings, job_id: int, check: object, timeout: float = 60) -> Job:
+def wait_for(
+    settings: Settings, job_id: int, check: Callable[[Job], bool], timeout: float = 60
+) -> Job:
     deadline = time.monotonic() + timeout
     while True:
-        job: Job = in_db(settings, lambda s: load(s, job_id))  # type: ignore[assignment]
-        if check(job):  # type: ignore[operator]
+        job = in_db(settings, lambda s: load(s, job_id))
+        if check(job):
             return job
         assert time.monotonic() < deadline, f"gave up waiting; job is {queue.job_view(job)}"
         time.sleep(0.1)
@@ -215,7 +221,7 @@ def test_a_killed_workers_render_is_finished_by_another_worker(
             await db.commit()
             return cid, job.id
 
-    cid, job_id = in_db(data, prepare)  # type: ignore[misc]
+    cid, job_id = in_db(data, prepare)
     first = start_worker(data, "first", workers)
     wait_for(data, job_id, lambda j: j.worker == "first" and j.progress > 0.05)
     encoders = psutil.Process(first.pid).children(recursive=True)
@@ -239,7 +245,7 @@ def test_a_killed_workers_render_is_finished_by_another_worker(
             await db.commit()
             return job.id
 
-    second_job: int = in_db(data, again)  # type: ignore[assignment]
+    second_job = in_db(data, again)
     wait_for(data, second_job, lambda j: j.worker == "second" and j.progress > 0.05)
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=15) == 0

@@ -58,6 +58,7 @@ def processing_app(settings: Settings) -> FastAPI:
         node = request.app.state.node
         async with node.db() as db:
             conv = await convs.get_by_slug(db, slug)
+            assert conv is not None  # the tests open only conversations they made
             manage = await convs.can_manage(db, conv, getattr(request.state, "user", None))
         html = PAGE.render(
             request=request, conversation=SimpleNamespace(slug=slug), can_manage=manage,
