@@ -55,8 +55,8 @@ def test_quick_benchmark_measures_node_baseline_and_a_browser_join() -> None:
     assert not [e for e in result["errors"] if "Traceback" in e or " ERROR " in e], result["errors"]
     configs = {(c["target"], c["publishers"], c["subscribers"]): c for c in result["configs"]}
     assert set(configs) >= {("node", 2, 0), ("node", 2, 2), ("baseline", 1, 0), ("baseline", 1, 1)}
-    for key in (("node", 2, 2), ("baseline", 1, 1)):
-        config = configs[key]
+    for config_key in (("node", 2, 2), ("baseline", 1, 1)):
+        config = configs[config_key]
         assert config["cpu_pct"] > 0, config
         # Frames arrived at about the clip's 20 fps on every leg (loose: a busy machine).
         assert 10 <= config["video_fps_per_leg"] <= 30, config

@@ -36,6 +36,7 @@ from playwright.async_api import (
     ConsoleMessage,
     Page,
     Playwright,
+    ViewportSize,
     WebSocket,
     async_playwright,
 )
@@ -49,7 +50,7 @@ from browser_support import api, screenshot
 
 from helpers import eventually, need_tool
 
-__all__ = ["api"]  # re-exported for the test modules
+__all__ = ["api", "screenshot"]  # re-exported for the test modules
 
 CHROMIUM = "/usr/bin/chromium"
 MEDIA_ARGS = [
@@ -65,7 +66,7 @@ MEDIA_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
     "--allow-loopback-in-peer-connection",
 ]
-VIEWPORT = {"width": 800, "height": 600}
+VIEWPORT: ViewportSize = {"width": 800, "height": 600}
 PASSWORD = "correct horse battery"
 # Media takes a while to start on a loaded 2-core machine (ICE, DTLS, the first keyframe): wait
 # generously for things that must happen, and poll, never sleep a fixed time.
@@ -240,6 +241,7 @@ async def sign_up(person: MediaPerson, display_name: str) -> dict[str, Any]:
     assert status == 201, f"sign-up failed: {status} {body}"
     status, me = await api(person.page, "GET", "/api/me")
     assert status == 200, f"GET /api/me: {status} {me}"
+    assert isinstance(me, dict)
     person.me = me
     return me
 
@@ -253,6 +255,7 @@ async def sign_in(person: MediaPerson, username: str) -> dict[str, Any]:
     )
     assert status == 200, f"sign-in failed: {status} {body}"
     status, me = await api(person.page, "GET", "/api/me")
+    assert isinstance(me, dict)
     person.me = me
     return me
 
@@ -322,7 +325,7 @@ async def join_stage(person: MediaPerson) -> None:
         await page.locator(".consent-accept").click()
     await wait_until(
         lambda: media_state(person),
-        lambda s: bool(s) and s["publishers"].get("camera") == "connected",
+        lambda s: bool(s and s["publishers"].get("camera") == "connected"),
         f"{person.name}'s camera to be published (publisher connection 'connected')",
     )
 
@@ -332,7 +335,7 @@ async def watch(person: MediaPerson) -> None:
     await person.page.locator(".watch-button").click(timeout=UI_TIMEOUT)
     await wait_until(
         lambda: media_state(person),
-        lambda s: bool(s) and s["subscriber"] is not None,
+        lambda s: bool(s and s["subscriber"] is not None),
         f"{person.name}'s subscriber connection",
     )
 

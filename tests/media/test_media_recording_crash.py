@@ -126,7 +126,7 @@ async def test_a_killed_node_keeps_the_recording_up_to_five_seconds_before_the_k
         # The page reconnects and publishes again by itself: a new piece is recording.
         await wait_until(
             lambda: media_state(ana),
-            lambda s: bool(s) and s["publishers"].get("camera") == "connected",
+            lambda s: bool(s and s["publishers"].get("camera") == "connected"),
             "Ana's page to publish again after the restart",
             timeout=60,
         )

@@ -15,6 +15,7 @@ is no speech recogniser yet; faster-whisper arrives with live transcription in t
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -189,7 +190,7 @@ async def test_speakers_see_and_hear_each_other_and_the_audience_hears_the_words
             video = tile(viewer, speaker.id).locator("video")
             await expect(video).to_have_count(1, timeout=UI_TIMEOUT)
             await wait_until(
-                lambda v=video: v.evaluate("v => v.videoWidth"),
+                functools.partial(video.evaluate, "v => v.videoWidth"),
                 lambda w: bool(w),
                 f"{viewer.name}'s tile of {speaker.name} to show video",
             )

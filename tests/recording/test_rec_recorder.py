@@ -27,6 +27,7 @@ from helpers import eventually
 from junto import accounts, conversations
 from junto.app import build_app
 from junto.config import Settings
+from junto.conversation_fields import ConversationCreate
 from junto.enums import ConversationState, JobState, RecordingState
 from junto.jobs.worker import run_worker
 from junto.node import Node
@@ -79,9 +80,7 @@ async def stage(settings: Settings) -> AsyncIterator[Stage]:
         async with node.db() as db:
             host = await add_user(db, "hana")
             guest_speaker = await add_user(db, "sol")
-            conv = await conversations.create(
-                db, conversations.ConversationCreate(title="Rivers", tags=[]), host
-            )
+            conv = await conversations.create(db, ConversationCreate(title="Rivers", tags=[]), host)
             await db.execute(
                 update(Conversation)
                 .where(Conversation.id == conv.id)

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NotRequired, TypedDict, cast
 
 import pytest
 from conversation_support import ffprobe_seconds
@@ -149,7 +150,18 @@ window.result = (async () => {
 </script>"""
 
 
-async def _play_in_chromium(url: str) -> dict[str, object]:
+class Playback(TypedDict):
+    """What PAGE's script reports: only an error if the clip did not play."""
+
+    error: str | None
+    currentTime: NotRequired[float]
+    duration: NotRequired[float]
+    played: NotRequired[float]
+    diffStart: NotRequired[float]
+    diffKeyframe: NotRequired[float]
+
+
+async def _play_in_chromium(url: str) -> Playback:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -160,7 +172,6 @@ async def _play_in_chromium(url: str) -> dict[str, object]:
         try:
             page = await browser.new_page()
             await page.goto(url)
-            result: dict[str, object] = await page.evaluate("window.result")
-            return result
+            return cast(Playback, await page.evaluate("window.result"))
         finally:
             await browser.close()
