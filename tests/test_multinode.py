@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -86,7 +86,7 @@ class RoomClient:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    frame = json.loads(await self.ws.recv())
+                    frame = cast(Frame, json.loads(await self.ws.recv()))  # a JSON object
                     self.frames.append(frame)
                     if match(frame):
                         return frame

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -26,6 +26,9 @@ from conftest import LiveNode, make_live_node
 from helpers import CSRF_COOKIE, CSRF_HEADER
 from junto.app import build_app
 from junto.config import Settings
+
+if TYPE_CHECKING:  # schemathesis names its OpenAPI case type only for type checkers
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +48,11 @@ class FuzzTarget:
     member_cookies: dict[str, str]  # a signed-in member's session and CSRF cookies
 
 
+def cookie_values(http: requests.Session) -> dict[str, str]:
+    """The session's cookies by name (requests types a value as possibly None; ours have one)."""
+    return {name: value for name, value in http.cookies.get_dict().items() if value is not None}
+
+
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
     node = make_live_node(Path(tmp_path_factory.mktemp("fuzzed")))
@@ -56,14 +64,14 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget
             response = http.post(
                 node.url + "/api/signup",
                 json={"username": "fuzz_" + secrets.token_hex(4), "password": "fuzzing is fun"},
-                headers={CSRF_HEADER: http.cookies[CSRF_COOKIE]},
+                headers={CSRF_HEADER: cookie_values(http)[CSRF_COOKIE]},
                 timeout=10,
             )
             assert response.status_code == 201, response.text
-            cookies = http.cookies.get_dict()
+            cookies = cookie_values(http)
         with requests.Session() as http:
             http.get(node.url + "/healthz", timeout=10)
-            anonymous = http.cookies.get_dict()
+            anonymous = cookie_values(http)
         yield FuzzTarget(node, anonymous, cookies)
     finally:
         node.stop()
@@ -101,7 +109,7 @@ def test_the_served_document_is_the_one_fuzzed(fuzz_target: FuzzTarget) -> None:
 
 @schema.parametrize()
 @FUZZ
-def test_api_as_an_anonymous_visitor(case: schemathesis.Case, fuzz_target: FuzzTarget) -> None:
+def test_api_as_an_anonymous_visitor(case: OpenApiCase, fuzz_target: FuzzTarget) -> None:
     with session_with(fuzz_target.anonymous_cookies) as http:
         case.call_and_validate(base_url=fuzz_target.node.url, session=http, checks=CHECKS)
 
@@ -109,6 +117,6 @@ def test_api_as_an_anonymous_visitor(case: schemathesis.Case, fuzz_target: FuzzT
 # Signing out would end the member's session for every later example; it is fuzzed anonymously.
 @schema.exclude(method="POST", path="/api/signout").parametrize()
 @FUZZ
-def test_api_as_a_signed_in_member(case: schemathesis.Case, fuzz_target: FuzzTarget) -> None:
+def test_api_as_a_signed_in_member(case: OpenApiCase, fuzz_target: FuzzTarget) -> None:
     with session_with(fuzz_target.member_cookies) as http:
         case.call_and_validate(base_url=fuzz_target.node.url, session=http, checks=CHECKS)

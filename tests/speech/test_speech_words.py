@@ -61,7 +61,8 @@ def test_a_known_flag_wins_over_the_rules() -> None:
 
 
 def test_the_merged_transcript_reads_amounts_right_for_new_and_old_tracks() -> None:
-    new = merge.Piece(1, 0, whisper_track(PIECES + PIECES_2))
+    track = whisper_track(PIECES + PIECES_2)
+    new = merge.Piece(1, 0, track)
     (segment,) = merge.segments(merge.timeline_words([new]))
     assert segment.text == f"{READ} {READ_2}"
     # What the segment stores says which words attach, so pages can show them one by one.
@@ -69,7 +70,7 @@ def test_the_merged_transcript_reads_amounts_right_for_new_and_old_tracks() -> N
     assert [e[2] for e in entries][:4] == ["It", "costs", "4", ",500"]
     assert [e[3] for e in entries][:4] == [False, False, False, True]
 
-    old = merge.Piece(2, 60_000, [[e[0], e[1], e[2].strip(), e[3]] for e in new.words])
+    old = merge.Piece(2, 60_000, [[e[0], e[1], e[2].strip(), e[3]] for e in track])
     (old_segment,) = merge.segments(merge.timeline_words([old]))
     assert old_segment.text == f"{READ} {READ_2}"
 

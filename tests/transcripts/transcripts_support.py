@@ -176,7 +176,7 @@ def to_webm(wav: Path, webm: Path) -> Path:
 def wav_seconds(path: Path) -> float:
     import wave
 
-    with wave.open(str(path)) as w:
+    with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()
 
 
