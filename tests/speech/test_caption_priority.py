@@ -19,15 +19,16 @@ import numpy.typing as npt
 from caption_support import ANA, BEN, Inbox, opus_packets, silence_packets, speak
 
 from junto.speech.caption_worker import CaptionWorker, WorkerConfig
-from junto.speech.recognizer import Recognised
+from junto.speech.recognizer import Recognised, Recognizer
 
 SPEAKER_A = (1, 1)
 SPEAKER_B = (1, 2)
 
 
-class HeldRecognizer:
+class HeldRecognizer(Recognizer):
     """Says `text` for any audio; the second one made (the background thread's) first waits
-    until `release` is set, as a partial on an overloaded machine would."""
+    until `release` is set, as a partial on an overloaded machine would. A Recognizer to the
+    worker, which only calls it; it loads no model (Recognizer.__init__ is not called)."""
 
     made: list[HeldRecognizer] = []
 
