@@ -221,7 +221,8 @@ async def api_ok(person: MediaPerson, method: str, path: str, body: Any = None) 
 async def run_live(
     args: argparse.Namespace, tracks: dict[str, Track], folder: Path, queries: list[str]
 ) -> Live:
-    env = {"JUNTO_CAPTIONS": "1", "JUNTO_WORKERS": "1"}
+    # Info: the node logs each caption later than 1.5 s with where its time went.
+    env = {"JUNTO_CAPTIONS": "1", "JUNTO_WORKERS": "1", "JUNTO_LOG_LEVEL": "info"}
     env.update(dict(kv.split("=", 1) for kv in args.node_env))
     node = start_media_node(folder / "node", **env)
     try:

@@ -53,6 +53,12 @@ PAUSED = (
     '<speak>The people who worked on the docks <break time="500ms"/> cannot afford to stay '
     'in the city <break time="500ms"/> where their parents grew up.</speak>',
 )
+# A turn of two sentences with a breath between them: captioned apart, then re-heard as one.
+TURN = (
+    "en-us",
+    "<speak>The river flooded the old market twice this spring. "
+    '<break time="1500ms"/> Next year the council will raise the walls along the bank.</speak>',
+)
 # Real words that Whisper also invents on noise: said alone, with pauses between them.
 SHORT_WORDS = (
     "en-us",

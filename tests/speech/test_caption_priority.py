@@ -38,7 +38,9 @@ class HeldRecognizer(Recognizer):
         self.held = len(HeldRecognizer.made) == 1
         HeldRecognizer.made.append(self)
 
-    def __call__(self, audio: npt.NDArray[np.float32], hotwords: str = "") -> Recognised:
+    def __call__(
+        self, audio: npt.NDArray[np.float32], hotwords: str = "", *, beam: int | None = None
+    ) -> Recognised:
         self.calls += 1
         if self.held and len(audio) > 8000:  # the warm-up's half second passes
             self.release.wait(60)

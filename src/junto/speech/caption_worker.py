@@ -17,13 +17,14 @@ final that queued behind a partial of a long turn arrived 2-4 s late.
 
 Revisions: an utterance ends at a pause of `min_silence_ms` or at the length limit, so a
 sentence with a comma-length pause in it, or a monologue, comes out as several captions, the
-pieces recognised apart (Whisper hears a fragment's last words without what follows them).
-When the next utterance of the same stream continues the previous one (it was cut; or it began
-within `join_gap_s`, and either piece is short, the previous text did not end a sentence or
-the new one starts in lower case), the worker, once idle and once the speaker has not gone on,
-recognises the pieces' audio joined (at most `join_max_s`, inside Whisper's 30 s window with
-room for its padding) and sends a `revised` caption that replaces the captions shown for them.
-The first version of each caption never waits for this.
+pieces recognised apart (Whisper hears a fragment's last words without what follows them),
+greedily. The utterances of one turn (each began within `join_gap_s` of the one before, or it
+was cut) form a group; once the speaker has not gone on, the background thread recognises the
+group's audio joined (at most `join_max_s`, inside Whisper's 30 s window with room for its
+padding) with the wider `revision_beam`, and sends a `revised` caption that replaces the
+captions shown for them, if its words differ. A turn of one utterance is re-heard too when
+the revision beam is wider than the first one. The first version of each caption never waits
+for this.
 
 Frames, both ways: 1 byte kind, 4 bytes little-endian payload length, payload.
   node -> worker  C config (JSON, first)  P packet (<qqd conversation, user, arrival wall clock;
@@ -87,13 +88,14 @@ class WorkerConfig:
     short_window: bool = True  # decode from the utterance's length, not 30 s (recognizer.py)
     revisions: bool = True  # re-recognise an utterance split by a pause or cut (module doc)
     # Pieces at most this far apart (padding to padding; a 400 ms pause leaves about 100 ms,
-    # a 1.1 s pause 800 ms) may be one sentence.
-    join_gap_s: float = 0.8
+    # a 2.3 s pause 2 s) are one turn, re-heard together: Whisper reads each word with what
+    # was said around it, as the final transcript does (its VAD joins across 2 s pauses).
+    join_gap_s: float = 2.0
     # Joined audio at most this long: the short window pads 3 s of silence inside Whisper's
     # 30 s, and without it Whisper loops (recognizer.py).
     join_max_s: float = 27.0
-    # Pieces with less speech than this are taken for parts of a sentence, whatever their marks.
-    fragment_s: float = 2.5
+    # The beam of revisions (the first captions use `beam`): they can wait for it.
+    revision_beam: int = 5
     # How far below the finals the background thread (partials, revisions) runs: Linux keeps a
     # nice value per thread, and its model's threads inherit it. Its model has as many threads
     # as the finals' (`cpu_threads`): int8 sums in another order can change a borderline word,
@@ -233,7 +235,7 @@ class _Piece:
 
 @dataclass
 class _Group:
-    """Consecutive utterances of one stream that make one sentence (or one monologue)."""
+    """Consecutive utterances of one stream that make one turn (or one part of a monologue)."""
 
     key: StreamKey
     generation: int
@@ -278,16 +280,6 @@ def lower_this_thread(by: int) -> None:
     with contextlib.suppress(OSError, AttributeError):
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
-
-
-_SENTENCE_END = (".", "?", "!", "…")
-
-
-def continues(previous: str, following: str) -> bool:
-    """Whether `following` reads as the rest of `previous`'s sentence, by Whisper's own marks:
-    no full stop at the end of the first piece, or a lower-case start of the next."""
-    first = following.lstrip(" \"'-")
-    return not previous.rstrip().endswith(_SENTENCE_END) or (first[:1].islower())
 
 
 @dataclass
@@ -558,7 +550,10 @@ class CaptionWorker:
                     self._due.append(group)
             else:
                 # The previous group (revised or still due) is complete: this one starts afresh.
-                self._groups[key] = _Group(key, piece.job.generation, [piece], shown, text)
+                group = _Group(key, piece.job.generation, [piece], shown, text)
+                self._groups[key] = group
+                if shown and self.config.revision_beam > self.config.beam:
+                    self._due.append(group)  # a turn of one caption, heard wider
 
     def _continues(self, group: _Group, piece: _Piece) -> bool:
         u, last = piece.job.utterance, group.last.job.utterance
@@ -566,16 +561,7 @@ class CaptionWorker:
             return False
         if u.end - group.start > self.config.join_max_s * SAMPLE_RATE:
             return False
-        if last.cut:
-            return True
-        if u.start - last.end > self.config.join_gap_s * SAMPLE_RATE:
-            return False
-        # Whisper ends most pieces with a full stop, heard alone or not; a piece this short is
-        # rarely a whole sentence, though ("cannot afford to stay in the city.").
-        fragment = SAMPLE_RATE * self.config.fragment_s
-        if min(last.speech_end - last.start, u.speech_end - u.start) < fragment:
-            return True
-        return continues(group.last.text, piece.text)
+        return last.cut or u.start - last.end <= self.config.join_gap_s * SAMPLE_RATE
 
     def _forget_ended(self) -> None:
         """Drop the groups (and their audio) of streams that ended, whose last utterances were
@@ -645,7 +631,7 @@ class CaptionWorker:
         key = group.key
         audio = joined_audio(pieces)
         began = time.monotonic()
-        found = recognise(audio, self._hint(key))
+        found = recognise(audio, self._hint(key), beam=self.config.revision_beam)
         self.counters.transcribe_s += time.monotonic() - began
         self.counters.audio_s += len(audio) / SAMPLE_RATE
         if not plausible(found, len(audio) / SAMPLE_RATE, joined_voiced(pieces)):

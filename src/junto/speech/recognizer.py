@@ -110,19 +110,25 @@ class Recognizer:
             )
         return cached
 
-    def __call__(self, audio: npt.NDArray[np.float32], hotwords: str = "") -> Recognised:
+    def __call__(
+        self, audio: npt.NDArray[np.float32], hotwords: str = "", *, beam: int | None = None
+    ) -> Recognised:
         """`audio`'s text; `hotwords` (names, terms: junto.speech.vocabulary) bias its
-        spelling the way the final transcript's do."""
+        spelling the way the final transcript's do; `beam` instead of the recognizer's own
+        (a revision, which can wait, searches wider than a first caption)."""
+        width = max(1, beam) if beam is not None else self.beam
         if self._fast is not None and len(audio):
             try:
-                fast = self._short_window(audio, hotwords)
+                fast = self._short_window(audio, hotwords, width)
                 if fast is not None:
                     return fast
             except Exception:
                 log.warning("short-window decoding failed; using transcribe", exc_info=True)
-        return self._full(audio, hotwords)
+        return self._full(audio, hotwords, width)
 
-    def _short_window(self, audio: npt.NDArray[np.float32], hotwords: str) -> Recognised | None:
+    def _short_window(
+        self, audio: npt.NDArray[np.float32], hotwords: str, beam: int
+    ) -> Recognised | None:
         from faster_whisper.transcribe import get_compression_ratio
 
         assert self._fast is not None
@@ -147,7 +153,7 @@ class Recognizer:
         result = model.model.generate(
             encoded,
             [prompt],
-            beam_size=self.beam,
+            beam_size=beam,
             max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
@@ -166,11 +172,11 @@ class Recognizer:
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -math.inf
         return Recognised(text, float(avg_logprob), float(result.no_speech_prob), fast=True)
 
-    def _full(self, audio: npt.NDArray[np.float32], hotwords: str = "") -> Recognised:
+    def _full(self, audio: npt.NDArray[np.float32], hotwords: str, beam: int) -> Recognised:
         segments, _info = self.model.transcribe(
             audio,
             language="en" if self.english_only else None,
-            beam_size=self.beam,
+            beam_size=beam,
             # The VAD already cut this utterance; its own pass would only cost time.
             vad_filter=False,
             # Each caption stands alone: a misheard one must not steer the next.
