@@ -533,6 +533,13 @@ def report(
         for j in live.jobs
         if j["kind"] == "transcript.build" and j["finished_at"]
     ]
+    # Where the seconds after the end went: each job that ran after it, from the end.
+    after_end = [
+        f"{j['kind']} ({j.get('subject') or '-'}): {wall(j['started_at']) - live.ended_at:.1f}-"
+        f"{wall(j['finished_at']) - live.ended_at:.1f} s, {j.get('note') or ''}"
+        for j in sorted(live.jobs, key=lambda j: j["finished_at"] or "")
+        if j["finished_at"] and j["started_at"] and wall(j["finished_at"]) > live.ended_at
+    ]
     kinds: dict[str, KindScore] = knowledge["kinds"]
     result: dict[str, Any] = {
         "final_wer": round(corpus_wer((scripts[n], final[n]) for n in names), 4),
@@ -546,6 +553,7 @@ def report(
         "caption_latency_ms_p95_mic_anchor": percentile(lat_mic, 95),
         "uncaptioned_turns": missing,
         "late_captions": live.late_captions,
+        "jobs_after_end": after_end,
         "caption_end_minus_speech_end_ms": clock_offsets,
         "transcript_ready_s": round(max(ready), 1) if ready else None,
         "names_right": names_right(scripts, final),
@@ -636,6 +644,8 @@ def print_summary(
     )
     for line in r["late_captions"]:
         print(f"  late caption, as the node saw it: {line}")
+    for line in r["jobs_after_end"]:
+        print(f"  after the end: {line}")
     for kind, score in r["knowledge"].items():
         print(f"  {kind}: {score}")
     for name, s in r["per_speaker"].items():

@@ -112,12 +112,13 @@ async def piece_ends(
         await db.commit()
 
 
-async def stored_words(world: World, recording_id: int) -> list[list[object]]:
+async def stored_words(world: World, recording_id: int) -> list[tuple[float, str]]:
+    """The piece's stored words as (start_s, text)."""
     async with world.node.db() as db:
         stored = await db.scalar(
             select(TrackTranscript.words).where(TrackTranscript.recording_id == recording_id)
         )
-    return list(json.loads(stored or "[]"))
+    return [(float(w[0]), str(w[2])) for w in json.loads(stored or "[]")]
 
 
 async def test_a_piece_is_transcribed_while_recorded_and_only_its_rest_after(
@@ -163,7 +164,7 @@ async def test_a_piece_is_transcribed_while_recorded_and_only_its_rest_after(
     [job] = await world.jobs(ahead.AHEAD_KIND)
     assert job.state == "succeeded", "the ahead job stops once the piece is no longer recorded"
     words = await stored_words(world, recording_id)
-    text = normalize(" ".join(str(w[2]) for w in words))
+    text = normalize(" ".join(text for _, text in words))
     assert "city approved" in text and "second tent" in text and "into sound" in text
     starts = [w[0] for w in words]
     assert starts == sorted(starts), "the draft's words, then the rest, in time order"
@@ -217,7 +218,7 @@ async def test_a_speaker_who_fell_silent_is_transcribed_before_the_end(
         track = [j for j in await world.jobs("transcript.track")][-1]
         assert track.state == "succeeded", track.error
         words = await stored_words(world, recording_id)
-        text = normalize(" ".join(str(w[2]) for w in words))
+        text = normalize(" ".join(text for _, text in words))
         assert "city approved" in text and "main stage" in text
         if speaks_again:
             assert "second tent" in text and "into sound" in text, "the words after the tail"
