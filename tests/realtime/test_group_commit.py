@@ -201,6 +201,23 @@ async def test_a_refused_post_refuses_only_itself(room: Room) -> None:
     assert await room.event_ids() == list(range(1, await room.last_seq() + 1))
 
 
+async def test_slow_mode_counts_a_message_earlier_in_the_same_group(room: Room) -> None:
+    await room.act(room.host, type="room.settings", slow_mode_seconds=30)
+    sends = await crowd(room)  # a chat message and a backchannel post from each guest
+    ana = sends[0][0]
+    sends += [(ana, {"type": "chat.send", "body": f"ana again {k}"}) for k in range(2)]
+    answers = await act_all(room, sends)
+    later = [
+        answer
+        for (actor, sent), answer in zip(sends, answers, strict=True)
+        if actor.id == ana.id and sent["body"].startswith("ana again")
+    ]
+    # Ana's first chat message passes; the two after it wait out slow mode, as they would alone.
+    assert all(isinstance(a, ActionError) and a.code == "slow_mode" for a in later), later
+    others = [answer for answer in answers if not any(answer is a for a in later)]
+    assert all(isinstance(a, StoredEvent) for a in others), others
+
+
 async def test_a_post_that_fails_to_store_fails_alone(room: Room) -> None:
     sends = await crowd(room)
     # A guest account removed (as housekeeping removes quiet guests) while its posts are on
