@@ -60,7 +60,9 @@ def table(meetings: Sequence[dataset.Meeting], embedder: Embedder) -> Table:
 
 def fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
     """Weights and bias of a logistic regression on standardised `x`, classes weighted to
-    balance. Newton steps solved through the n x n system (n < d here)."""
+    balance. Each Newton step solves the smaller of the n x n and d x d systems (the same
+    step): n passed d with the fifth round of meetings, and the n x n one then cost most of
+    the training's minutes."""
     a = np.hstack([x, np.full((len(x), 1), BIAS_SCALE)])
     pos = max(1.0, float(y.sum()))
     neg = max(1.0, float(len(y) - y.sum()))
@@ -70,9 +72,12 @@ def fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
         p = 1 / (1 + np.exp(-np.clip(a @ w, -30, 30)))
         grad = a.T @ (s * (p - y)) + lam * w
         b = a * np.sqrt(s * p * (1 - p))[:, None]
-        # (lam I + B^T B)^-1 g = (g - B^T (lam I + B B^T)^-1 B g) / lam  (Woodbury)
-        inner = np.linalg.solve(lam * np.eye(len(b)) + b @ b.T, b @ grad)
-        step = (grad - b.T @ inner) / lam
+        if len(b) > b.shape[1]:
+            step = np.linalg.solve(lam * np.eye(b.shape[1]) + b.T @ b, grad)
+        else:
+            # (lam I + B^T B)^-1 g = (g - B^T (lam I + B B^T)^-1 B g) / lam  (Woodbury)
+            inner = np.linalg.solve(lam * np.eye(len(b)) + b @ b.T, b @ grad)
+            step = (grad - b.T @ inner) / lam
         w -= step
         if float(np.abs(step).max()) < 1e-6:
             break
