@@ -262,3 +262,19 @@ async def test_a_group_without_a_connection_is_refused_as_busy_and_stores_nothin
     assert all(isinstance(a, ActionError) and a.code == "busy" for a in answers), answers
     assert await room.last_seq() == before
     assert await stored_bodies(room) == []
+
+
+async def test_a_post_whose_sender_gave_up_before_its_turn_is_not_stored(room: Room) -> None:
+    ana, bo = await room.guest("Ana"), await room.guest("Bo")
+    async with room.node.writes.turn(room.conv.id):  # someone else is writing meanwhile
+        # A raised hand goes alone, so Bo's post waits behind it in the queue.
+        first = asyncio.create_task(room.act(ana, type="hand.raise"))
+        second = asyncio.create_task(room.act(bo, type="backchannel.post", body="given up"))
+        await eventually(lambda: room.node.writes.queued(room.conv.id) == 1, what="Bo queued")
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+    raised = await first
+    assert raised is not None and raised.data["user"]["id"] == ana.id
+    assert await stored_bodies(room) == []
+    assert await room.event_ids() == list(range(1, raised.id + 1))
+    assert await room.last_seq() == raised.id

@@ -159,6 +159,10 @@ class WriteQueue:
             self._writers[key] = asyncio.create_task(self._drain(key), name=f"writes {key}")
         return await answer
 
+    def queued(self, key: Hashable) -> int:
+        """How many of `key`'s jobs wait for its writer (not counting the group it carries out)."""
+        return len(self._queued.get(key, ()))
+
     async def idle(self) -> None:
         """Wait until every queued job has been carried out (before the engine is disposed)."""
         while self._writers:
