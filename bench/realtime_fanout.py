@@ -317,7 +317,7 @@ async def collect(result: Result, procs: list[ClientProc], sent: dict[int, int])
 
 
 def poster_count(args: argparse.Namespace) -> int:
-    return round(args.clients * args.posters)
+    return round(int(args.clients) * float(args.posters))
 
 
 def set_priority(pids: list[int], nice: int) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from junto import accounts, conversations
 from junto.app import build_app
 from junto.config import Settings
+from junto.conversation_fields import ConversationCreate
 from junto.enums import ConversationState, Role, Visibility
 from junto.events.log import StoredEvent
 from junto.node import Node
@@ -165,7 +166,7 @@ async def open_room(
             host = await insert_member(db, "hana")
             conv = await conversations.create(
                 db,
-                conversations.ConversationCreate(
+                ConversationCreate(
                     title="How cities breathe", visibility=visibility, tags=["cities"]
                 ),
                 host,

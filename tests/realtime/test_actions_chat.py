@@ -13,11 +13,12 @@ from junto.config import Settings
 from junto.enums import ConversationState, Role
 from junto.events.log import StoredEvent
 from junto.room.actions import ActionError, snapshot
+from junto.storage.tables import User
 
 SCRIPT = '<script>alert("pwned")</script><img src=x onerror="alert(1)">'
 
 
-async def refused(room: Room, actor: object, code: str, **frame: object) -> ActionError:
+async def refused(room: Room, actor: User | None, code: str, **frame: object) -> ActionError:
     """Dispatch `frame` expecting refusal with `code`, and check nothing was stored."""
     before = await room.last_seq()
     with pytest.raises(ActionError) as caught:

@@ -19,6 +19,7 @@ from junto.config import Settings
 from junto.events import log as eventlog
 from junto.events.log import StoredEvent
 from junto.pubsub.base import SubscriptionOverflow
+from junto.pubsub.local import LocalSubscription
 from junto.realtime.connection import Connection
 from junto.realtime.hub import Hub
 from junto.realtime.presence import Present
@@ -201,6 +202,7 @@ async def test_a_room_cut_off_by_pub_sub_catches_up_from_the_database(conv_room:
     # As when the Redis connection drops: the subscription is cut off, and what is published
     # until the room has subscribed again is lost to it.
     cut_off = next(s for s in room._subs if s.channel == room_channel(conv_room.conv.id))
+    assert isinstance(cut_off, LocalSubscription)  # the node's in-process broker in this test
     cut_off.fail(SubscriptionOverflow("the connection to Redis dropped"))
     missed = await store(conv_room, 3)
     for event in missed:
