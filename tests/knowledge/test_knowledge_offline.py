@@ -197,9 +197,10 @@ FLOODS = [
 def test_two_minutes_on_one_subject_are_one_chapter() -> None:
     segments, t = [], 0
     for seq, line in enumerate(FLOODS):
-        words = [[t + 400 * i, t + 400 * i + 350, w] for i, w in enumerate(line.split())]
+        said = line.split()
+        words: list[list[Any]] = [[t + 400 * i, t + 400 * i + 350, w] for i, w in enumerate(said)]
         segments.append(Segment(seq, ANA if seq % 2 else BEN, words))
-        t = words[-1][1] + 3000
+        t += 400 * (len(said) - 1) + 350 + 3000
     k = extract(split(segments), get_embedder(), PEOPLE)
     assert len(k.chapters) == 1, [(c.title, c.start_ms) for c in k.chapters]
     assert "flood" in k.chapters[0].title.lower()
