@@ -126,3 +126,21 @@ async def test_a_green_room_is_not_on_air_until_the_conversation_goes_live(
     node.on_air.on_room_event(room, "chat.message", b"{}")
     node.on_air.publications_changed(room, [])
     assert [c[0] for c in calls.seen] == ["on", "off"]
+
+
+async def test_a_conversation_going_live_before_anyone_is_on_stage_warms_the_consumers(
+    node_and_client: tuple[Node, httpx.AsyncClient],
+) -> None:
+    """A host who starts the conversation and then brings speakers up: the caption worker
+    starts loading at "go live", not when the first speaker already talks."""
+    node, client = node_and_client
+    assert node.on_air is not None
+    calls = Calls()
+    node.on_air.add(calls)
+    await signup(client, "early_host")
+    room = (await conversation(node, client, "Straight on", live=False)).id
+
+    went_live = orjson.dumps({"data": {"state": "live", "started_at": "2026-12-08T10:00:00.000Z"}})
+    node.on_air.on_room_event(room, "conversation.state", went_live)
+    assert calls.gathered == [room]
+    assert calls.seen == []  # nobody is on air yet

@@ -40,8 +40,9 @@ class OnAirConsumer(Protocol):
         """It stopped publishing, or the conversation is no longer live."""
 
     def gathering(self, room: int) -> None:
-        """Someone publishes on `room`'s stage, live or not yet: what a consumer needs ready
-        for the first on-air word (a model to load) should start now."""
+        """Someone publishes on `room`'s stage, live or not yet, or `room` went live with
+        nobody on stage yet: what a consumer needs ready for the first on-air word (a model to
+        load) should start now."""
 
 
 class OnAir:
@@ -83,6 +84,10 @@ class OnAir:
         if data.get("state") == ConversationState.LIVE.value and data.get("started_at"):
             started = datetime.fromisoformat(str(data["started_at"]).replace("Z", "+00:00"))
             self._live[conversation_id] = started
+            if not self._publishing.get(conversation_id):
+                # Live before anyone is on stage: speakers are about to join and talk at once,
+                # so consumers warm up now rather than on their first publication.
+                self._tell("gathering", conversation_id)
         else:
             self._live[conversation_id] = None
         self._reconcile(conversation_id)
