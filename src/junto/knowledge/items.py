@@ -328,9 +328,9 @@ def _cues(sentences: Sequence[Sentence], i: int, people: Mapping[int, str]) -> l
         # A question about the group's own plan, even without its mark ("tickets, do we keep
         # them at ten"): asked, not yet settled.
         float(bool(PLAN_QUESTION.search(text)) or bool(ASKS.search(text))),
-        # Fifth round, cross-validated on train only over whole meetings (decisions 0.80 ->
-        # 0.83 for these four, 0.81 without this one; 0.85 with a topic announced as an agenda
-        # line and a story's "then" not summing up; see bench/README.md).
+        # Fifth round, cross-validated on train only over 69 meetings (decisions 0.80 -> 0.83
+        # for these four, 0.81 without this one; 0.85 with a topic announced as an agenda line
+        # and a story's "then" not summing up; see bench/README.md).
         float(bool(NO_THING.search(text)) and not text.endswith("?")),
         # Opening or closing the meeting ("ok staff meeting, let's keep it short", "that's it,
         # thanks all"): no ruling, however much it sounds like one.
