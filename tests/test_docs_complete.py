@@ -64,6 +64,15 @@ def _frame_type_nodes(tree: ast.AST) -> list[ast.expr]:
             index = FRAME_BUILDERS.get(name)
             if index is not None and len(node.args) > index:
                 nodes.append(node.args[index])
+        elif (
+            isinstance(node, ast.Return)
+            and isinstance(node.value, ast.Tuple)
+            and len(node.value.elts) == 2
+            and isinstance(node.value.elts[1], ast.Dict)
+        ):
+            # `return "chat.message", {...}`: an event announced as (type, data), stored with
+            # others of its group (junto.room.group).
+            nodes.append(node.value.elts[0])
         elif isinstance(node, ast.Dict):
             nodes += [
                 value
