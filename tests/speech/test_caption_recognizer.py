@@ -70,6 +70,14 @@ def test_a_looping_caption_is_caught_and_said_once() -> None:
     loop = "Welcome to the stage. Welcome to the stage. Welcome to"
     assert repeats_itself(loop)
     assert without_repeats("Welcome to the stage. Welcome to the stage.") == "Welcome to the stage."
+    # A turn re-heard as one (CI): its last sentence said again after the pause, ten words long.
+    once = "Next year the council will raise the walls along the bank"
+    said = f"The river flooded the old market twice this spring {once} {once}"
+    assert repeats_itself(said)
+    assert normalize(without_repeats(said)) == normalize(
+        "The river flooded the old market twice this spring Next year the council will raise "
+        "the walls along the bank"
+    )
     for fine in ("Water brought trade, and trade brought people.", "very very good", "that that"):
         assert not repeats_itself(fine)
         assert without_repeats(fine) == fine

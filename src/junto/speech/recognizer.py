@@ -198,24 +198,26 @@ class Recognizer:
         return Recognised(text, min(logprobs) if logprobs else -math.inf, no_speech, fast=False)
 
 
-def _repeat_at(words: list[str], longest: int) -> tuple[int, int] | None:
+def _repeat_at(words: list[str], longest: int | None) -> tuple[int, int] | None:
     keys = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in words]
-    for n in range(2, min(longest, len(keys) // 2) + 1):
+    most = len(keys) // 2 if longest is None else min(longest, len(keys) // 2)
+    for n in range(2, most + 1):
         for i in range(len(keys) - 2 * n + 1):
             if all(keys[i : i + n]) and keys[i : i + n] == keys[i + n : i + 2 * n]:
                 return i, n
     return None
 
 
-def repeats_itself(text: str, longest: int = 8) -> bool:
-    """True when a phrase of two or more words comes twice in a row ("welcome to the stage.
-    welcome to the stage. welcome to"): Whisper looping on a short input. A caption is too
+def repeats_itself(text: str, longest: int | None = None) -> bool:
+    """True when a phrase of two or more words (of any length, or up to `longest`) comes
+    twice in a row ("welcome to the stage. welcome to the stage. welcome to"): Whisper looping
+    on a short input, or saying a turn's last sentence again after its pause. A caption is too
     short for the compression-ratio test to notice, and people rarely repeat a whole phrase
     back to back ("very very" is one word repeated, and allowed)."""
     return _repeat_at(text.split(), longest) is not None
 
 
-def without_repeats(text: str, longest: int = 8) -> str:
+def without_repeats(text: str, longest: int | None = None) -> str:
     """`text` with phrases repeated back to back said once (the last resort against a loop
     when even the full window repeats itself)."""
     words = text.split()
