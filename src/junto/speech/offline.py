@@ -202,28 +202,3 @@ def settled_until(
     if cut is None:
         return None
     return Settled((begin + cut[0]) / SAMPLE_RATE, cut[1] / SAMPLE_RATE)
-
-
-@dataclass(frozen=True)
-class Heard:
-    """The speech in a stretch of audio: `speech_s` seconds of it, the last ending at
-    `last_end_s` (seconds of the whole audio)."""
-
-    speech_s: float
-    last_end_s: float
-
-
-def speech_after(
-    audio: npt.NDArray[np.float32], from_s: float, *, pause_s: float = 2.0
-) -> Heard | None:
-    """What was said in `audio` after `from_s` (None: nothing), as settled_until's VAD hears
-    it: the same audio up to a point gives the same answer however much silence follows."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    begin = int(max(0.0, from_s) * SAMPLE_RATE)
-    options = VadOptions(min_silence_duration_ms=int(pause_s * 1000), speech_pad_ms=0)
-    speech = get_speech_timestamps(audio[begin:], options)
-    if not speech:
-        return None
-    spoken = sum(s["end"] - s["start"] for s in speech)
-    return Heard(spoken / SAMPLE_RATE, (begin + speech[-1]["end"]) / SAMPLE_RATE)

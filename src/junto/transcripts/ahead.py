@@ -12,13 +12,6 @@ itself (`NotReady`, not an attempt) and looks again later. Once the piece has le
 the job ends; `transcript.track` then transcribes only what comes after the draft's cut and
 stores draft + rest as the piece's words.
 
-Speech after the last cut that is too short for a cut of its own is transcribed as the draft's
-*tail* once the speaker has been silent for 3 s (their turn is most likely over). The cuts do
-not move, so the tail's words are those the rest's pass would find (the same audio, followed
-by silence). If the finished piece's last speech ends where the tail's did, the tail is the
-rest and the track job runs no Whisper; if the speaker said more, it is set aside. In a
-conversation in turns, only the last speaker's words are left for after the end.
-
 The final pass reads the file with `condition_on_previous_text=False`, joining the speech its
 VAD finds across pauses shorter than 2 s into 30 s windows: a cut in a longer pause, with 20 s
 of speech or more on each side, leaves Whisper about the context it would have had. A draft
@@ -56,7 +49,6 @@ from junto.speech.offline import (
     Word,
     decode_16k,
     settled_until,
-    speech_after,
     transcribe_audio,
 )
 from junto.speech.vocabulary import conversation_vocabulary
@@ -64,8 +56,6 @@ from junto.storage.tables import Conversation, Recording, TrackTranscript
 from junto.transcripts import store
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     from faster_whisper import WhisperModel
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,13 +76,6 @@ EVERY_S = 10.0
 MIN_SPEECH_S = 20.0
 # A silent stretch at least this long is skipped (marked done) without Whisper.
 MIN_SILENCE_S = 10.0
-# The speech after the last cut is transcribed as the piece's tail once the speaker has been
-# silent this long (their turn is most likely over). The cuts stay where they were, so the
-# words are the ones the rest's pass would give: the same audio, silence after it.
-TAIL_QUIET_S = 3.0
-# The tail stands for the rest if the finished piece's last speech ends where the tail's did
-# (the VAD reads the same audio the same way; a word said later moves the end).
-TAIL_SAME_END_S = 0.25
 # How far below the node's other threads the ahead transcription runs.
 NICE = 10
 
@@ -108,11 +91,6 @@ class Draft:
     upto_s: float = 0.0
     # [start_s, end_s, text, probability, joins] per word, times from the piece's start.
     words: list[list[Any]] = field(default_factory=list)
-    # The *tail*: what was said after `upto_s`, transcribed once the speaker had fallen silent
-    # though too little for a cut (see _tail). It stands in for the rest if the speaker said
-    # nothing more; None: no tail.
-    tail_speech_end_s: float | None = None
-    tail_words: list[list[Any]] = field(default_factory=list)
 
     def made_like(self, other: Draft) -> bool:
         return (self.model, self.beam, self.language, self.hotwords) == (
@@ -123,24 +101,7 @@ class Draft:
         )
 
     def word_list(self) -> list[Word]:
-        return _words(self.words)
-
-    def tail_word_list(self) -> list[Word]:
-        return _words(self.tail_words)
-
-    def rest_from_tail(self, audio: npt.NDArray[np.float32]) -> list[Word] | None:
-        """The words after `upto_s` in the finished piece's `audio`, if the tail holds them all
-        (the speaker said nothing after it); None if the rest must be transcribed."""
-        if self.tail_speech_end_s is None:
-            return None
-        heard = speech_after(audio, self.upto_s)
-        if heard is None or abs(heard.last_end_s - self.tail_speech_end_s) > TAIL_SAME_END_S:
-            return None
-        return self.tail_word_list()
-
-
-def _words(rows: list[list[Any]]) -> list[Word]:
-    return [Word(float(s), float(e), str(t), float(p), bool(j)) for s, e, t, p, j in rows]
+        return [Word(float(s), float(e), str(t), float(p), bool(j)) for s, e, t, p, j in self.words]
 
 
 def draft_path(data_dir: Path, journal_relpath: str) -> Path:
@@ -155,7 +116,6 @@ def read_draft(path: Path) -> Draft | None:
         data = json.loads(path.read_text())
         draft = Draft(**data)
         draft.word_list()  # every word well-formed
-        draft.tail_word_list()
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError) as exc:
@@ -226,45 +186,15 @@ def _step(journal: Path, draft: Draft, settings: Settings) -> Draft | None:
     # waits little for the look under way (the finalize and the track jobs queue behind it).
     settled = settled_until(audio, draft.upto_s, enough_s=MIN_SPEECH_S)
     if settled is None:
-        return _tail(audio, draft, settings)
+        return None
     cut = settled.until_s
     if settled.speech_s == 0.0 and cut - draft.upto_s >= MIN_SILENCE_S:
-        # Nothing said: the next look starts here.
-        return replace(draft, upto_s=round(cut, 3), tail_speech_end_s=None, tail_words=[])
+        return replace(draft, upto_s=round(cut, 3))  # nothing said: the next look starts here
     if settled.speech_s < MIN_SPEECH_S:
-        return _tail(audio, draft, settings)
-    begin, end = int(draft.upto_s * SAMPLE_RATE), int(cut * SAMPLE_RATE)
-    added = _rows(_transcribe(audio[begin:end], draft, settings))
-    # A new cut: the tail, if any, was of speech now in the draft (or before the new one).
-    return Draft(
-        draft.model,
-        draft.beam,
-        draft.language,
-        draft.hotwords,
-        upto_s=round(cut, 3),
-        words=draft.words + added,
-    )
-
-
-def _tail(audio: npt.NDArray[np.float32], draft: Draft, settings: Settings) -> Draft | None:
-    """`draft` with a new tail if the speaker has said something since the last cut and fell
-    silent, and the tail does not hold it yet; None otherwise. Most speakers' last words are
-    then transcribed before the conversation ends, and only the last to speak waits."""
-    heard = speech_after(audio, draft.upto_s)
-    if heard is None or len(audio) / SAMPLE_RATE - heard.last_end_s < TAIL_QUIET_S:
         return None
-    if (
-        draft.tail_speech_end_s is not None
-        and abs(draft.tail_speech_end_s - heard.last_end_s) <= TAIL_SAME_END_S
-    ):
-        return None  # nothing new since the tail was made
-    words = _transcribe(audio[int(draft.upto_s * SAMPLE_RATE) :], draft, settings)
-    return replace(draft, tail_speech_end_s=round(heard.last_end_s, 3), tail_words=_rows(words))
-
-
-def _transcribe(audio: npt.NDArray[np.float32], draft: Draft, settings: Settings) -> list[Word]:
-    return transcribe_audio(
-        audio,
+    begin, end = int(draft.upto_s * SAMPLE_RATE), int(cut * SAMPLE_RATE)
+    words = transcribe_audio(
+        audio[begin:end],
         draft.model,
         draft.beam,
         settings,
@@ -273,13 +203,18 @@ def _transcribe(audio: npt.NDArray[np.float32], draft: Draft, settings: Settings
         offset_s=draft.upto_s,
         model=_model(draft.model, settings),
     )
-
-
-def _rows(words: list[Word]) -> list[list[Any]]:
-    return [
+    added = [
         [round(w.start_s, 3), round(w.end_s, 3), w.text, round(w.probability, 3), w.joins]
         for w in words
     ]
+    return Draft(
+        draft.model,
+        draft.beam,
+        draft.language,
+        draft.hotwords,
+        upto_s=round(cut, 3),
+        words=draft.words + added,
+    )
 
 
 # ---- the job -----------------------------------------------------------------------------------

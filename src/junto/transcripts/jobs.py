@@ -25,7 +25,7 @@ from junto.enums import ConversationState, JobState, RecordingState
 from junto.jobs.context import JobContext, JobFailed, NotReady
 from junto.jobs.queue import enqueue, wake
 from junto.speech.models import unsupported_language
-from junto.speech.offline import SAMPLE_RATE, Word, decode_16k, transcribe_audio
+from junto.speech.offline import Word, transcribe_file
 from junto.speech.vocabulary import conversation_names
 from junto.storage.tables import (
     Conversation,
@@ -105,27 +105,19 @@ async def transcribe_track(ctx: JobContext) -> None:
     def report(fraction: float) -> None:
         ctx.progress_from_thread(min(0.99, fraction), "transcribing")
 
-    def rest() -> tuple[list[Word], bool]:
-        """The words after the draft, and whether they too were transcribed while recorded."""
-        audio = decode_16k(path)
-        if draft is not None and (tail := draft.rest_from_tail(audio)) is not None:
-            return tail, True
-        start_s = draft.upto_s if draft is not None else 0.0
-        words = transcribe_audio(
-            audio[int(start_s * SAMPLE_RATE) :],
-            model,
-            ctx.settings.transcript_beam,
-            ctx.settings,
-            progress=report,
-            language=language,
-            hotwords=hotwords,
-            offset_s=start_s,
-        )
-        return words, False
-
     # CPU-bound for seconds to minutes: in a thread, so the worker's loop keeps renewing the
     # job's lease (a worker that stopped renewing would be presumed dead).
-    words, from_tail = await asyncio.to_thread(rest)
+    words = await asyncio.to_thread(
+        transcribe_file,
+        path,
+        model,
+        ctx.settings.transcript_beam,
+        ctx.settings,
+        report,
+        language,
+        hotwords,
+        draft.upto_s if draft is not None else 0.0,
+    )
     async with ctx.db() as db:
         await save_track(db, recording_id, model, early + words)
         await _wake_build(db, conversation_id, ctx.job_id)
@@ -133,9 +125,8 @@ async def transcribe_track(ctx: JobContext) -> None:
     if draft is not None and draft_file is not None:
         # Its words are the track's now; a retry transcribes the file whole.
         await asyncio.to_thread(draft_file.unlink, True)
-        early_count = len(early) + (len(words) if from_tail else 0)
         await ctx.progress(
-            1.0, f"{len(early) + len(words)} words ({early_count} transcribed while recorded)"
+            1.0, f"{len(early) + len(words)} words ({len(early)} transcribed while recorded)"
         )
     else:
         await ctx.progress(1.0, f"{len(words)} words")
