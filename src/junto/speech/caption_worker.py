@@ -21,10 +21,9 @@ pieces recognised apart (Whisper hears a fragment's last words without what foll
 greedily. The utterances of one turn (each began within `join_gap_s` of the one before, or it
 was cut) form a group; once the speaker has not gone on, the background thread recognises the
 group's audio joined (at most `join_max_s`, inside Whisper's 30 s window with room for its
-padding) with the wider `revision_beam`, and sends a `revised` caption that replaces the
-captions shown for them, if its words differ. A turn of one utterance is re-heard too when
-the revision beam is wider than the first one. The first version of each caption never waits
-for this.
+padding) with `revision_beam`, and sends a `revised` caption that replaces the captions shown
+for them, if its words differ. A turn of one utterance is re-heard too when the revision beam
+is wider than the first one. The first version of each caption never waits for this.
 
 Frames, both ways: 1 byte kind, 4 bytes little-endian payload length, payload.
   node -> worker  C config (JSON, first)  P packet (<qqd conversation, user, arrival wall clock;
@@ -94,8 +93,12 @@ class WorkerConfig:
     # Joined audio at most this long: the short window pads 3 s of silence inside Whisper's
     # 30 s, and without it Whisper loops (recognizer.py).
     join_max_s: float = 27.0
-    # The beam of revisions (the first captions use `beam`): they can wait for it.
-    revision_beam: int = 5
+    # The beam of revisions (the first captions use `beam`); wider than `beam`, every turn is
+    # re-heard. Measured in bench/pipeline.py (one run each, load 7): beam 5 read 12.5 % WER
+    # but made first captions slower (p50 2.4 s, p95 4.3 s: its passes took the cores the
+    # finals needed), beam 1 16.8 % at p50 1.0 s, p95 1.8 s. Live, the first caption's delay
+    # is what people feel, so revisions stay greedy until they can run without slowing finals.
+    revision_beam: int = 1
     # How far below the finals the background thread (partials, revisions) runs: Linux keeps a
     # nice value per thread, and its model's threads inherit it. Its model has as many threads
     # as the finals' (`cpu_threads`): int8 sums in another order can change a borderline word,
