@@ -7,6 +7,7 @@ it, with `app.state.node`, and the HTTP client talks to the same in-process app.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager  # type: ignore[import-not-found]
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from junto import accounts, conversations
 from junto.app import build_app
@@ -25,6 +26,7 @@ from junto.enums import ConversationState, Role, Visibility
 from junto.events.log import StoredEvent
 from junto.node import Node
 from junto.room.actions import dispatch
+from junto.storage.engine import PoolTimeout
 from junto.storage.tables import (
     BackchannelPost,
     ChatMessage,
@@ -182,3 +184,21 @@ async def room_fixture(settings: Settings) -> AsyncIterator[Room]:
     """A live public conversation hosted by Hana, on SQLite and on PostgreSQL."""
     async for value in open_room(settings):
         yield value
+
+
+@asynccontextmanager
+async def taken_connections(room: Room, leave_free: int = 0) -> AsyncIterator[None]:
+    """Check out every connection the pool will give (then hand `leave_free` back)."""
+    held: list[AsyncConnection] = []
+    try:
+        while True:
+            try:
+                held.append(await room.node.engine.connect())
+            except PoolTimeout:
+                break
+        for _ in range(leave_free):
+            await held.pop().close()
+        yield
+    finally:
+        for conn in held:
+            await conn.close()

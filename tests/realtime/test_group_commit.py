@@ -18,7 +18,12 @@ from typing import Any
 
 import orjson
 import pytest
-from room_support import Room, open_room, room_fixture  # noqa: F401 - the `room` fixture
+from room_support import (  # noqa: F401 - the `room` fixture
+    Room,
+    open_room,
+    room_fixture,
+    taken_connections,
+)
 from sqlalchemy import delete, event, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +34,6 @@ from junto.enums import Role
 from junto.events.log import StoredEvent
 from junto.realtime.room import parse_wire, room_channel
 from junto.room.protocol import ActionError
-from junto.storage.engine import PoolTimeout
 from junto.storage.tables import BackchannelPost, ChatMessage, RoomEvent, User
 
 PEOPLE = 20
@@ -248,17 +252,8 @@ async def test_a_group_without_a_connection_is_refused_as_busy_and_stores_nothin
     room = impatient
     sends = await crowd(room)
     before = await room.last_seq()
-    held = []
-    try:
-        while True:
-            try:
-                held.append(await room.node.engine.connect())
-            except PoolTimeout:
-                break
+    async with taken_connections(room):
         answers = await act_all(room, sends)
-    finally:
-        for conn in held:
-            await conn.close()
     assert all(isinstance(a, ActionError) and a.code == "busy" for a in answers), answers
     assert await room.last_seq() == before
     assert await stored_bodies(room) == []

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from room_support import Room, open_room
-from sqlalchemy.ext.asyncio import AsyncConnection
+from room_support import Room, open_room, taken_connections
 
 from helpers import csrf_headers, guest
 from junto.config import Settings
 from junto.room.protocol import ActionError
-from junto.storage.engine import PoolTimeout
 
 WAIT_S = 0.5
 
@@ -28,24 +25,6 @@ WAIT_S = 0.5
 async def impatient_room(settings: Settings) -> AsyncIterator[Room]:
     async for value in open_room(settings.with_overrides(db_wait_seconds=WAIT_S)):
         yield value
-
-
-@asynccontextmanager
-async def taken_connections(room: Room, leave_free: int = 0) -> AsyncIterator[None]:
-    """Check out every connection the pool will give (then hand `leave_free` back)."""
-    held: list[AsyncConnection] = []
-    try:
-        while True:
-            try:
-                held.append(await room.node.engine.connect())
-            except PoolTimeout:
-                break
-        for _ in range(leave_free):
-            await held.pop().close()
-        yield
-    finally:
-        for conn in held:
-            await conn.close()
 
 
 async def post_chat(room: Room, body: str) -> httpx.Response:
